@@ -1,0 +1,87 @@
+/**
+ * Private helper: runs Lua scripts by SHA with a fallback to EVAL, so a
+ * script is sent once per Redis server and survives SCRIPT FLUSH or restarts.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import type { Redis } from "ioredis";
+
+/** A Lua script with its SHA1, computed once. */
+export interface LuaScript {
+  /** Lua source. */
+  source: string;
+  /** SHA1 of the source, as EVALSHA expects. */
+  sha: string;
+}
+
+/** Wraps Lua source with its SHA1. */
+export function lua(source: string): LuaScript {
+  return { source, sha: createHash("sha1").update(source).digest("hex") };
+}
+
+/** Runs `script` with `keys` and `args`, loading it when the server lacks it. */
+export async function runScript(
+  redis: Redis,
+  script: LuaScript,
+  keys: string[],
+  args: (string | number)[],
+): Promise<unknown> {
+  try {
+    return await redis.evalsha(script.sha, keys.length, ...keys, ...args);
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
+    return await redis.eval(script.source, keys.length, ...keys, ...args);
+  }
+}
+
+/** Lua helpers shared by the scripts: id comparison and the id right after another. */
+export const LUA_ID_HELPERS = `
+local function parse_id(id)
+  local dash = string.find(id, '-', 1, true)
+  if not dash then return tonumber(id), 0 end
+  return tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1))
+end
+local function id_less(a, b)
+  local am, as = parse_id(a)
+  local bm, bs = parse_id(b)
+  if am ~= bm then return am < bm end
+  return as < bs
+end
+local function next_id(id)
+  local ms, seq = parse_id(id)
+  return string.format('%.0f-%.0f', ms, seq + 1)
+end
+local function field_of(flat, name)
+  for i = 1, #flat, 2 do
+    if flat[i] == name then return flat[i + 1] end
+  end
+  return nil
+end
+-- Smallest id some consumer group still needs: its oldest pending entry or
+-- the entry right after its last delivered one. nil when there is no group.
+local function oldest_needed(key)
+  local bound = nil
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    local need = next_id(field_of(g, 'last-delivered-id'))
+    local summary = redis.call('XPENDING', key, field_of(g, 'name'))
+    if summary[1] > 0 and id_less(summary[2], need) then need = summary[2] end
+    if bound == nil or id_less(need, bound) then bound = need end
+  end
+  return bound
+end
+-- Removes at most 'limit' of the oldest entries beyond 'maxlen', never one
+-- that a group has not read and acknowledged (MINID below oldest_needed).
+local function safe_trim(key, maxlen, limit)
+  local excess = redis.call('XLEN', key) - maxlen
+  if excess <= 0 then return 0 end
+  if excess > limit then excess = limit end
+  local bound = oldest_needed(key)
+  local oldest = redis.call('XRANGE', key, '-', '+', 'COUNT', excess)
+  if #oldest == 0 then return 0 end
+  local threshold = next_id(oldest[#oldest][1])
+  if bound ~= nil and id_less(bound, threshold) then threshold = bound end
+  return redis.call('XTRIM', key, 'MINID', threshold)
+end
+`;

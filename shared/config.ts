@@ -1,0 +1,213 @@
+/**
+ * Every setting, read from environment variables once and validated. An
+ * invalid value stops start-up with a message naming the variable and value.
+ *
+ * @module
+ */
+
+import { SYMBOL_PATTERN } from "./quotes.ts";
+
+/** Raised when an environment variable holds an invalid value. */
+export class ConfigError extends Error {
+  /** Creates the error with the variable and value in the message. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConfigError";
+  }
+}
+
+/** The validated settings of one process. */
+export interface Config {
+  /** Redis connection URL (redis:// or rediss://). */
+  redisUrl: string;
+  /** HTTP port. */
+  port: number;
+  /** Bearer token protecting the operator functions; undefined when unset. */
+  functionsToken: string | undefined;
+  /** True on Deno Deploy (DENO_DEPLOYMENT_ID set). */
+  deployed: boolean;
+  /** Quote stream key. */
+  streamKey: string;
+  /** Alerts stream key. */
+  alertsKey: string;
+  /** Dead-letter stream key. */
+  deadLetterKey: string;
+  /** Symbols the simulator emits by default. */
+  symbols: string[];
+  /** Whether main.ts registers the crons. */
+  cronEnabled: boolean;
+  /** Cron schedule of the emit job. */
+  emitSchedule: string;
+  /** Cron schedule of the drain job. */
+  drainSchedule: string;
+  /** Time budget of one cron drain in ms. */
+  drainBudgetMs: number;
+  /** Entries every group is done with that the quote stream keeps. */
+  streamMaxlen: number;
+  /** Approximate length the alerts stream keeps. */
+  alertsMaxlen: number;
+  /** Absolute change percent that fires a price alert. */
+  priceAlertPercent: number;
+  /** Volume multiple that fires a volume spike. */
+  volumeSpikeFactor: number;
+  /** Pending count per group above which /report warns. */
+  pendingWarn: number;
+  /** Idle time after which a pending entry is reclaimed, in ms. */
+  claimIdleMs: number;
+  /** Deliveries after which a failing entry is dead-lettered. */
+  maxDeliveries: number;
+  /** Idle time after which a consumer without pending entries is removed, in ms. */
+  consumerIdleMs: number;
+  /** Slowest group's lag above which /emit-quotes answers 429. */
+  maxLag: number;
+  /** Path of the SQLite quote store. */
+  databasePath: string;
+  /** PostgreSQL URL of the quote store; undefined for SQLite. */
+  databaseUrl: string | undefined;
+  /** Longest life of one live-feed connection, in ms. */
+  liveMaxMs: number;
+  /** Most live-feed connections served at once. */
+  liveMaxClients: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+function text(env: Env, name: string, fallback: string): string {
+  const value = env[name];
+  return value === undefined || value.trim() === "" ? fallback : value.trim();
+}
+
+function number(
+  env: Env,
+  name: string,
+  fallback: number,
+  { min, max, integer }: { min: number; max: number; integer: boolean },
+): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const value = Number(raw.trim());
+  if (!Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) {
+    const kind = integer ? "an integer" : "a number";
+    throw new ConfigError(
+      `Cannot read ${name} as it must be ${kind} from ${min} to ${max}: current value is "${raw}"`,
+    );
+  }
+  return value;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const value = raw.trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(value)) return true;
+  if (["0", "false", "no", "off"].includes(value)) return false;
+  throw new ConfigError(
+    `Cannot read ${name} as it must be true or false: current value is "${raw}"`,
+  );
+}
+
+function key(env: Env, name: string, fallback: string): string {
+  const value = text(env, name, fallback);
+  if (!/^[\w:.\-{}]{1,200}$/.test(value)) {
+    throw new ConfigError(
+      `Cannot read ${name} as it must be 1 to 200 of letters, digits and _:.-{}: current value is "${value}"`,
+    );
+  }
+  return value;
+}
+
+const CRON_FIELD = /^[\d*,/-]+$/;
+
+function schedule(env: Env, name: string): string {
+  const value = text(env, name, "* * * * *");
+  const fields = value.split(/\s+/);
+  if (fields.length !== 5 || !fields.every((f) => CRON_FIELD.test(f))) {
+    throw new ConfigError(
+      `Cannot read ${name} as it must be a 5-field cron expression: current value is "${value}"`,
+    );
+  }
+  return value;
+}
+
+/** Default symbol list of the simulator. */
+export const DEFAULT_SYMBOLS = ["AAPL", "GOOGL", "MSFT", "AMZN", "TSLA", "META", "NVDA", "NFLX"];
+
+/**
+ * Reads and validates every setting from `env`.
+ *
+ * @example
+ * ```ts
+ * const config = loadConfig({ REDIS_URL: "redis://127.0.0.1:6380" });
+ * config.streamKey; // "stock_quotes"
+ * ```
+ * @throws {ConfigError} When a variable holds an invalid value.
+ */
+export function loadConfig(env: Env = Deno.env.toObject()): Config {
+  const redisUrl = text(env, "REDIS_URL", "redis://127.0.0.1:6379");
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(redisUrl);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:")) {
+    throw new ConfigError(
+      `Cannot read REDIS_URL as it must be a redis:// or rediss:// URL: current value is "${redisUrl}"`,
+    );
+  }
+  const symbols = text(env, "SYMBOLS", DEFAULT_SYMBOLS.join(","))
+    .split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const badSymbol = symbols.find((s) => !SYMBOL_PATTERN.test(s));
+  if (symbols.length === 0 || badSymbol !== undefined) {
+    throw new ConfigError(
+      `Cannot read SYMBOLS as each must match ${SYMBOL_PATTERN}: current value is "${env.SYMBOLS}"`,
+    );
+  }
+  const token = env.FUNCTIONS_TOKEN;
+  const databaseUrl = text(env, "DATABASE_URL", "");
+  if (databaseUrl !== "" && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError(
+      `Cannot read DATABASE_URL as it must be a postgres:// URL: current value is "${databaseUrl}"`,
+    );
+  }
+  const streamKey = key(env, "STREAM_KEY", "stock_quotes");
+  return {
+    redisUrl,
+    port: number(env, "PORT", 8000, { min: 0, max: 65535, integer: true }),
+    functionsToken: token === undefined || token === "" ? undefined : token,
+    deployed: (env.DENO_DEPLOYMENT_ID ?? "") !== "",
+    streamKey,
+    alertsKey: key(env, "ALERTS_KEY", "stock_alerts"),
+    deadLetterKey: key(env, "DEAD_LETTER_KEY", `${streamKey}:dead`),
+    symbols: [...new Set(symbols)],
+    cronEnabled: boolean(env, "CRON_ENABLED", true),
+    emitSchedule: schedule(env, "EMIT_SCHEDULE"),
+    drainSchedule: schedule(env, "DRAIN_SCHEDULE"),
+    drainBudgetMs: number(env, "DRAIN_BUDGET_MS", 20000, { min: 100, max: 55000, integer: true }),
+    streamMaxlen: number(env, "STREAM_MAXLEN", 100000, { min: 1, max: 1e9, integer: true }),
+    alertsMaxlen: number(env, "ALERTS_MAXLEN", 10000, { min: 1, max: 1e9, integer: true }),
+    priceAlertPercent: number(env, "PRICE_ALERT_PERCENT", 2.0, {
+      min: 0.01,
+      max: 100,
+      integer: false,
+    }),
+    volumeSpikeFactor: number(env, "VOLUME_SPIKE_FACTOR", 3.0, {
+      min: 1,
+      max: 1000,
+      integer: false,
+    }),
+    pendingWarn: number(env, "PENDING_WARN", 100, { min: 0, max: 1e9, integer: true }),
+    claimIdleMs: number(env, "CLAIM_IDLE_MS", 60000, { min: 10, max: 86400000, integer: true }),
+    maxDeliveries: number(env, "MAX_DELIVERIES", 5, { min: 1, max: 1000, integer: true }),
+    consumerIdleMs: number(env, "CONSUMER_IDLE_MS", 3600000, {
+      min: 1000,
+      max: 30 * 86400000,
+      integer: true,
+    }),
+    maxLag: number(env, "MAX_LAG", 1000000, { min: 1, max: 1e9, integer: true }),
+    databasePath: text(env, "DATABASE_PATH", "./data/quotes.db"),
+    databaseUrl: databaseUrl === "" ? undefined : databaseUrl,
+    liveMaxMs: number(env, "LIVE_MAX_MS", 25000, { min: 100, max: 3600000, integer: true }),
+    liveMaxClients: number(env, "LIVE_MAX_CLIENTS", 200, { min: 1, max: 100000, integer: true }),
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * A lease per consumer group with a fencing token: one invocation at a time
+ * processes a group, and a holder that lost its lease (it was slow, or
+ * paused) cannot commit, because every commit checks the token.
+ *
+ * @module
+ */
+
+import type { Redis } from "ioredis";
+import { lua, runScript } from "./_lua.ts";
+
+/** A held lease. */
+export interface Lease {
+  /** Redis key of the lease. */
+  key: string;
+  /** Fencing token: increases with every acquisition, checked at commit. */
+  token: string;
+}
+
+const ACQUIRE_SCRIPT = lua(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local token = tostring(redis.call('INCR', KEYS[2]))
+redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
+return token
+`);
+
+const RENEW_SCRIPT = lua(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+`);
+
+const RELEASE_SCRIPT = lua(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+`);
+
+/** Key of the lease of `group` on `stream`. */
+export function leaseKey(stream: string, group: string): string {
+  return `${stream}:lease:${group}`;
+}
+
+/**
+ * Tries to take the lease for `ttlMs`; returns null when another holder has it.
+ *
+ * @example
+ * ```ts
+ * const lease = await acquireLease(redis, leaseKey("stock_quotes", "price-alerts"), 30000);
+ * if (lease) await releaseLease(redis, lease);
+ * ```
+ */
+export async function acquireLease(redis: Redis, key: string, ttlMs: number): Promise<Lease | null> {
+  const token = await runScript(redis, ACQUIRE_SCRIPT, [key, `${key}:fence`], [Math.ceil(ttlMs)]);
+  return token ? { key, token: String(token) } : null;
+}
+
+/** Extends a held lease to `ttlMs` from now; false when it was lost. */
+export async function renewLease(redis: Redis, lease: Lease, ttlMs: number): Promise<boolean> {
+  return Number(
+    await runScript(redis, RENEW_SCRIPT, [lease.key], [lease.token, Math.ceil(ttlMs)]),
+  ) === 1;
+}
+
+/** Gives a held lease back so the next invocation need not wait for it to expire. */
+export async function releaseLease(redis: Redis, lease: Lease): Promise<boolean> {
+  return Number(await runScript(redis, RELEASE_SCRIPT, [lease.key], [lease.token])) === 1;
+}

@@ -1,0 +1,139 @@
+/**
+ * The Redis connection: one lazily created ioredis client per isolate and
+ * URL, reused across invocations, that fails fast while Redis is down and
+ * recovers by itself when it is back.
+ *
+ * @module
+ */
+
+import { Redis, ReplyError } from "ioredis";
+import { UnavailableError } from "./errors.ts";
+
+/** Options of {@linkcode createRedis}. */
+export interface CreateRedisOptions {
+  /**
+   * Time a command may take before it fails, in ms. Blocking readers pass 0
+   * (no limit) and bound their reads with BLOCK instead.
+   * @default {2000}
+   */
+  commandTimeoutMs?: number;
+  /**
+   * Client name shown by CLIENT LIST.
+   * @default {"tickstream"}
+   */
+  name?: string;
+}
+
+/**
+ * Creates a new ioredis client that fails a command within about two seconds
+ * while Redis is unreachable instead of parking it in the offline queue.
+ *
+ * @example
+ * ```ts
+ * const redis = createRedis("redis://127.0.0.1:6379");
+ * await redis.ping();
+ * await closeRedis(redis);
+ * ```
+ */
+export function createRedis(url: string, options: CreateRedisOptions = {}): Redis {
+  const { commandTimeoutMs = 2000, name = "tickstream" } = options;
+  if (!Number.isInteger(commandTimeoutMs) || commandTimeoutMs < 0) {
+    throw new RangeError(
+      `Cannot create Redis client as 'commandTimeoutMs' must be an integer >= 0: current value is ${commandTimeoutMs}`,
+    );
+  }
+  const redis = new Redis(url, {
+    connectionName: name,
+    connectTimeout: 2000,
+    // One retry keeps a command alive across a single dropped socket while a
+    // down server still fails it after one reconnect attempt (~100 ms).
+    maxRetriesPerRequest: 1,
+    commandTimeout: commandTimeoutMs === 0 ? undefined : commandTimeoutMs,
+    // Reconnect forever, quickly, so the next call after an outage works.
+    retryStrategy(times: number) {
+      return Math.min(times * 100, 1000);
+    },
+    enableAutoPipelining: false,
+  });
+  // Without a listener ioredis prints every failed reconnect as unhandled.
+  redis.on("error", function onRedisError() {});
+  return redis;
+}
+
+const clients = new Map<string, Redis>();
+
+/**
+ * Returns this isolate's shared client for `url`, creating it on first use.
+ *
+ * @example
+ * ```ts
+ * const redis = getRedis("redis://127.0.0.1:6379");
+ * getRedis("redis://127.0.0.1:6379") === redis; // true
+ * ```
+ */
+export function getRedis(url: string): Redis {
+  let client = clients.get(url);
+  if (client === undefined || client.status === "end") {
+    client = createRedis(url);
+    clients.set(url, client);
+  }
+  return client;
+}
+
+/**
+ * Closes a client so the process can exit: QUIT when connected (waiting at
+ * most `timeoutMs`), else a plain disconnect.
+ *
+ * @example
+ * ```ts
+ * await closeRedis(createRedis("redis://127.0.0.1:6379"));
+ * ```
+ */
+export async function closeRedis(redis: Redis, timeoutMs = 1000): Promise<void> {
+  for (const [url, client] of clients) if (client === redis) clients.delete(url);
+  if (redis.status === "end") return;
+  if (redis.status === "ready") {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ended = new Promise<void>((resolve) => redis.once("end", resolve));
+    try {
+      await Promise.race([
+        redis.quit().then(() => ended),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, timeoutMs);
+        }),
+      ]);
+    } catch {
+      // The server went away during QUIT: disconnect below still cleans up.
+    } finally {
+      clearTimeout(timer);
+    }
+    if ((redis.status as string) !== "end") redis.disconnect();
+    return;
+  }
+  redis.disconnect();
+}
+
+/** Closes every client this isolate created through {@linkcode getRedis}. */
+export async function closeAllRedis(): Promise<void> {
+  await Promise.all([...clients.values()].map((client) => closeRedis(client)));
+}
+
+const UNAVAILABLE_REPLIES = /^(LOADING|MASTERDOWN|READONLY|BUSY |TRYAGAIN|CLUSTERDOWN)/;
+
+/** True when `error` means Redis could not be reached, not that a command was wrong. */
+export function isRedisUnavailable(error: unknown): boolean {
+  if (error instanceof UnavailableError) return true;
+  if (error instanceof ReplyError) return UNAVAILABLE_REPLIES.test((error as Error).message);
+  if (!(error instanceof Error)) return false;
+  return /Connection is closed|max retries per request|Command timed out|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|connect ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|Socket closed/i
+    .test(error.message);
+}
+
+/** Rethrows a connection failure as a 503 {@linkcode UnavailableError}; other errors unchanged. */
+export function toUnavailable(error: unknown): unknown {
+  if (error instanceof UnavailableError || !isRedisUnavailable(error)) return error;
+  return new UnavailableError(
+    `Redis is unavailable: ${(error as Error).message}`,
+    { cause: error },
+  );
+}
