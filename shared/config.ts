@@ -86,7 +86,9 @@ function number(
   const raw = env[name];
   if (raw === undefined || raw.trim() === "") return fallback;
   const value = Number(raw.trim());
-  if (!Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) {
+  if (
+    !Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max
+  ) {
     const kind = integer ? "an integer" : "a number";
     throw new ConfigError(
       `Cannot read ${name} as it must be ${kind} from ${min} to ${max}: current value is "${raw}"`,

@@ -48,7 +48,11 @@ export function leaseKey(stream: string, group: string): string {
  * if (lease) await releaseLease(redis, lease);
  * ```
  */
-export async function acquireLease(redis: Redis, key: string, ttlMs: number): Promise<Lease | null> {
+export async function acquireLease(
+  redis: Redis,
+  key: string,
+  ttlMs: number,
+): Promise<Lease | null> {
   const token = await runScript(redis, ACQUIRE_SCRIPT, [key, `${key}:fence`], [Math.ceil(ttlMs)]);
   return token ? { key, token: String(token) } : null;
 }

@@ -8,7 +8,7 @@
  */
 
 import type { Redis } from "ioredis";
-import { LUA_ID_HELPERS, lua, runScript } from "./_lua.ts";
+import { lua, LUA_ID_HELPERS, runScript } from "./_lua.ts";
 
 /** One stream entry: its id and its flat field/value list. */
 export interface StreamEntry {

@@ -1,0 +1,112 @@
+/**
+ * Function `POST /drain/:group`: drains one consumer group, one chunk or as
+ * many as fit in a time budget, and acknowledges what succeeded. Also the
+ * body of the drain cron, which drains every group.
+ *
+ * @module
+ */
+
+import { Hono } from "hono";
+import { loadConfig } from "../shared/config.ts";
+import { consumerName, drainGroup, type DrainResult } from "../shared/drain.ts";
+import { NotFoundError } from "../shared/errors.ts";
+import { findProcessor, processors } from "../shared/groups.ts";
+import {
+  defaultDeps,
+  type Deps,
+  installErrorHandling,
+  intField,
+  limitBody,
+  onlyFields,
+  readJsonBody,
+  requireToken,
+} from "../shared/http.ts";
+import { toUnavailable } from "../shared/redis.ts";
+
+/** Options of {@linkcode drainOne}. */
+export interface DrainOneOptions {
+  /**
+   * Most entries per chunk.
+   * @default {100}
+   */
+  count?: number;
+  /**
+   * Time budget in ms; without it exactly one chunk is processed.
+   * @default {undefined}
+   */
+  budgetMs?: number;
+  /**
+   * What triggered the drain, part of the consumer name.
+   * @default {"http"}
+   */
+  trigger?: string;
+}
+
+/** Drains `group`: one chunk, or chunks until caught up or out of budget. */
+export async function drainOne(
+  deps: Deps,
+  group: string,
+  options: DrainOneOptions = {},
+): Promise<DrainResult> {
+  const processor = findProcessor(deps, group);
+  if (processor === undefined) throw new NotFoundError(`Unknown consumer group: "${group}"`);
+  const { count = 100, budgetMs, trigger = "http" } = options;
+  try {
+    return await drainGroup(deps.redis(), deps.config, processor, {
+      count,
+      budgetMs: budgetMs ?? deps.config.drainBudgetMs,
+      maxChunks: budgetMs === undefined ? 1 : Infinity,
+      consumer: consumerName(`${trigger}-${group}`),
+      now: deps.now,
+    });
+  } catch (error) {
+    throw toUnavailable(error);
+  }
+}
+
+/**
+ * The drain cron's body: drains every group at once, each within the budget
+ * (groups are independent and hold separate leases), and never throws for
+ * one group's failure so the others still run.
+ */
+export async function drainAll(
+  deps: Deps,
+  options: { budgetMs?: number; count?: number } = {},
+): Promise<(DrainResult | { group: string; error: string })[]> {
+  const { budgetMs = deps.config.drainBudgetMs, count = 100 } = options;
+  return await Promise.all(
+    processors(deps).map(async function drainEach(p) {
+      try {
+        return await drainOne(deps, p.group, { budgetMs, count, trigger: "cron" });
+      } catch (error) {
+        return { group: p.group, error: error instanceof Error ? error.message : String(error) };
+      }
+    }),
+  );
+}
+
+/** Builds the drain function's app. */
+export function createDrainApp(deps: Deps): Hono {
+  const app = new Hono();
+  installErrorHandling(app);
+  app.post("/drain/:group", requireToken(deps.config), limitBody(), async function drain(c) {
+    const group = c.req.param("group");
+    if (findProcessor(deps, group) === undefined) {
+      throw new NotFoundError(`Unknown consumer group: "${group}"`);
+    }
+    const body = await readJsonBody(c);
+    onlyFields(body, ["count", "budgetMs"]);
+    const count = intField(body, "count", { min: 1, max: 1000, fallback: 100 });
+    const budgetMs = body.budgetMs === undefined
+      ? undefined
+      : intField(body, "budgetMs", { min: 0, max: 55000, fallback: 0 });
+    const result = await drainOne(deps, group, { count, budgetMs });
+    return c.json(result);
+  });
+  return app;
+}
+
+if (import.meta.main) {
+  const config = loadConfig();
+  Deno.serve({ port: config.port }, createDrainApp(defaultDeps(config)).fetch);
+}

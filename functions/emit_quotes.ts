@@ -1,0 +1,249 @@
+/**
+ * Function `POST /emit-quotes`: emits a batch of simulated quotes in one
+ * atomic round trip, continuing the random walk stored in Redis. Also the
+ * body of the emit cron.
+ *
+ * @module
+ */
+
+import { Hono } from "hono";
+import { createHash } from "node:crypto";
+import { loadConfig } from "../shared/config.ts";
+import { ensureGroups } from "../shared/drain.ts";
+import {
+  BackpressureError,
+  BadRequestError,
+  ConflictError,
+  UnavailableError,
+  UnprocessableError,
+} from "../shared/errors.ts";
+import { GROUP_NAMES } from "../shared/groups.ts";
+import {
+  defaultDeps,
+  type Deps,
+  installErrorHandling,
+  intField,
+  limitBody,
+  onlyFields,
+  readJsonBody,
+  requireToken,
+} from "../shared/http.ts";
+import { encodeQuote, quoteToJson, SYMBOL_PATTERN } from "../shared/quotes.ts";
+import { toUnavailable } from "../shared/redis.ts";
+import { initialSimulatorState, simulateTicks } from "../shared/simulator.ts";
+import { appendBatch, groupsInfo } from "../shared/stream.ts";
+
+/** Response of an emit. */
+export interface EmitResult {
+  /** Stream key. */
+  stream: string;
+  /** Quotes added. */
+  emitted: number;
+  /** Id of the first quote added. */
+  firstId: string;
+  /** Id of the last quote added. */
+  lastId: string;
+}
+
+/** Options of {@linkcode emitQuotes}. */
+export interface EmitOptions {
+  /**
+   * Ticks to emit; each tick is one quote per symbol.
+   * @default {1}
+   */
+  ticks?: number;
+  /**
+   * Symbols to emit.
+   * @default {config.symbols}
+   */
+  symbols?: string[];
+  /**
+   * Idempotency key: a repeat within 24 hours returns the first response and adds nothing.
+   * @default {undefined}
+   */
+  idempotencyKey?: string;
+  /**
+   * Fingerprint of the request the key belongs to; a different one with a used key is refused.
+   * @default {""}
+   */
+  fingerprint?: string;
+}
+
+/** How long an idempotency key is remembered. */
+export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
+/** How long a running emit holds its key before a retry may take over. */
+const RUNNING_TTL_MS = 30000;
+const MAX_GUARD_RETRIES = 10;
+
+/** Hash holding the simulator's state and version. */
+export function simulatorKey(streamKey: string): string {
+  return `${streamKey}:sim`;
+}
+
+/** Hash of the latest quote per symbol (JSON with the entry id). */
+export function latestKey(streamKey: string): string {
+  return `${streamKey}:latest`;
+}
+
+function idempotencyRedisKey(streamKey: string, key: string): string {
+  return `${streamKey}:idem:${createHash("sha256").update(key).digest("hex")}`;
+}
+
+/** Answers 429 while the slowest group lags more than MAX_LAG entries. */
+export async function checkBackpressure(deps: Deps): Promise<void> {
+  const groups = await groupsInfo(deps.redis(), deps.config.streamKey);
+  const worst = groups.reduce((max, g) => Math.max(max, g.lag ?? 0), 0);
+  if (worst > deps.config.maxLag) {
+    throw new BackpressureError(
+      `Cannot emit while the slowest group lags ${worst} entries: MAX_LAG is ${deps.config.maxLag}`,
+      30,
+    );
+  }
+}
+
+/**
+ * Emits `ticks` x `symbols` quotes in one atomic step: the entries, the new
+ * simulator state (guarded by its version, so concurrent emits continue one
+ * walk), the latest quote per symbol and, with a key, the idempotency record.
+ */
+export async function emitQuotes(deps: Deps, options: EmitOptions = {}): Promise<EmitResult> {
+  const { config } = deps;
+  const { ticks = 1, symbols = config.symbols, idempotencyKey, fingerprint = "" } = options;
+  const redis = deps.redis();
+  await ensureGroups(redis, config, GROUP_NAMES);
+  let idem: { key: string; token: string; fingerprint: string; ttlMs: number } | undefined;
+  if (idempotencyKey !== undefined) {
+    const key = idempotencyRedisKey(config.streamKey, idempotencyKey);
+    const token = JSON.stringify({ state: "running", fp: fingerprint, at: deps.now() });
+    const taken = await redis.set(key, token, "PX", RUNNING_TTL_MS, "NX");
+    if (taken !== "OK") {
+      const raw = await redis.get(key);
+      if (raw !== null) {
+        const record = JSON.parse(raw) as { state: string; fp: string; response?: EmitResult };
+        if (record.fp !== fingerprint) {
+          throw new UnprocessableError(
+            `Idempotency key was used for a different request: "${idempotencyKey}"`,
+          );
+        }
+        if (record.state === "done" && record.response) {
+          const { stream, emitted, firstId, lastId } = record.response;
+          return { stream, emitted, firstId, lastId };
+        }
+        throw new ConflictError(
+          `A request with this idempotency key is still running: "${idempotencyKey}"`,
+        );
+      }
+      // The running marker expired between SET and GET: claim it again.
+      if ((await redis.set(key, token, "PX", RUNNING_TTL_MS, "NX")) !== "OK") {
+        throw new ConflictError(
+          `A request with this idempotency key is still running: "${idempotencyKey}"`,
+        );
+      }
+    }
+    idem = { key, token, fingerprint, ttlMs: IDEMPOTENCY_TTL_MS };
+  }
+  try {
+    await checkBackpressure(deps);
+    const simKey = simulatorKey(config.streamKey);
+    for (let attempt = 0; attempt < MAX_GUARD_RETRIES; attempt++) {
+      const [version, stored] = await redis.hmget(simKey, "version", "state");
+      const state = stored ? JSON.parse(stored) : initialSimulatorState();
+      const sim = simulateTicks(state, { symbols, ticks, now: deps.now(), random: deps.random });
+      const lastIndex = new Map<string, number>();
+      sim.quotes.forEach((q, i) => lastIndex.set(q.symbol, i));
+      const result = await appendBatch(redis, config.streamKey, sim.quotes.map(encodeQuote), {
+        maxLen: config.streamMaxlen,
+        guard: {
+          key: simKey,
+          expected: version ?? "0",
+          next: String(Number(version ?? "0") + 1),
+          state: JSON.stringify(sim.state),
+        },
+        idempotency: idem,
+        latest: {
+          key: latestKey(config.streamKey),
+          items: [...lastIndex].map(([field, index]) => ({
+            index,
+            field,
+            rest: JSON.stringify(quoteToJson(sim.quotes[index])).slice(1),
+          })),
+        },
+      });
+      if (result.status === "ok") {
+        idem = undefined;
+        return {
+          stream: result.stream!,
+          emitted: result.emitted!,
+          firstId: result.firstId!,
+          lastId: result.lastId!,
+        };
+      }
+      if (result.status === "lost") {
+        throw new ConflictError(
+          `Idempotency key expired while the request was running: "${idempotencyKey}"`,
+        );
+      }
+    }
+    throw new UnavailableError("Cannot emit: the simulator state kept changing under contention");
+  } catch (error) {
+    throw toUnavailable(error);
+  } finally {
+    // A failed emit frees its key at once so the client's retry can proceed.
+    if (idem !== undefined) {
+      const current = await redis.get(idem.key).catch(() => null);
+      if (current === idem.token) await redis.del(idem.key).catch(() => 0);
+    }
+  }
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+
+/** Validates an emit request body into {@linkcode EmitOptions}. */
+export function parseEmitBody(body: Record<string, unknown>, defaults: string[]): EmitOptions {
+  onlyFields(body, ["ticks", "symbols"]);
+  const ticks = intField(body, "ticks", { min: 1, max: 1000, fallback: 1 });
+  let symbols = defaults;
+  if (body.symbols !== undefined) {
+    if (!Array.isArray(body.symbols) || body.symbols.length === 0 || body.symbols.length > 100) {
+      throw new BadRequestError(
+        `Field "symbols" must be an array of 1 to 100 symbols: got ${JSON.stringify(body.symbols)}`,
+      );
+    }
+    for (const s of body.symbols) {
+      if (typeof s !== "string" || !SYMBOL_PATTERN.test(s)) {
+        throw new BadRequestError(
+          `Symbol must match ${SYMBOL_PATTERN.source}: got ${JSON.stringify(s)}`,
+        );
+      }
+    }
+    symbols = [...new Set(body.symbols as string[])];
+  }
+  return { ticks, symbols };
+}
+
+/** Builds the emit function's app. */
+export function createEmitApp(deps: Deps): Hono {
+  const app = new Hono();
+  installErrorHandling(app);
+  app.post("/emit-quotes", requireToken(deps.config), limitBody(), async function emit(c) {
+    const options = parseEmitBody(await readJsonBody(c), deps.config.symbols);
+    const key = c.req.header("Idempotency-Key");
+    if (key !== undefined) {
+      if (!IDEMPOTENCY_KEY.test(key)) {
+        throw new BadRequestError(
+          `Idempotency-Key must be 1 to 200 printable characters: got ${JSON.stringify(key)}`,
+        );
+      }
+      options.fingerprint = createHash("sha256")
+        .update(JSON.stringify([options.ticks, options.symbols])).digest("hex");
+      options.idempotencyKey = key;
+    }
+    return c.json(await emitQuotes(deps, options));
+  });
+  return app;
+}
+
+if (import.meta.main) {
+  const config = loadConfig();
+  Deno.serve({ port: config.port }, createEmitApp(defaultDeps(config)).fetch);
+}

@@ -1,0 +1,633 @@
+/**
+ * The drain engine: processes one consumer group in bounded chunks within a
+ * time budget, so an invocation ends on time; commits each chunk's effects
+ * together with its acks, so a killed invocation leaves nothing half-done;
+ * and holds a fenced lease per group, so overlapping invocations apply each
+ * symbol's quotes in stream order.
+ *
+ * @module
+ */
+
+import type { Redis } from "ioredis";
+import type { Config } from "./config.ts";
+import { decodeQuote, fieldsToRecord, type Quote, QuoteDecodeError } from "./quotes.ts";
+import type { AlertDraft, Analysis } from "./analysis/types.ts";
+import { acquireLease, type Lease, leaseKey, releaseLease, renewLease } from "./lease.ts";
+import {
+  autoClaim,
+  commitEntries,
+  type CommitResult,
+  deleteIdleConsumers,
+  ensureGroup,
+  groupsInfo,
+  pendingEntries,
+  readGroup,
+  type StreamEntry,
+  trimStream,
+} from "./stream.ts";
+
+/** A decoded entry handed to a sink. */
+export interface SinkEntry {
+  /** Stream entry id. */
+  id: string;
+  /** The decoded quote. */
+  quote: Quote;
+}
+
+/**
+ * A group whose effect lives outside Redis (a database). `write` must be
+ * idempotent per entry id; the engine acks the chunk only after it resolved.
+ */
+export interface SinkGroup {
+  /** Consumer group name. */
+  group: string;
+  /** Writes a chunk in one transaction; throws to leave the whole chunk pending. */
+  write(entries: SinkEntry[]): Promise<void>;
+}
+
+/** A group the engine can drain: a pure analysis or a sink. */
+export type Processor = Analysis | SinkGroup;
+
+function isSink(processor: Processor): processor is SinkGroup {
+  return "write" in processor;
+}
+
+/** Options of {@linkcode drainGroup}. */
+export interface DrainOptions {
+  /**
+   * Most entries per chunk.
+   * @default {100}
+   */
+  count?: number;
+  /**
+   * Time budget in ms: no chunk starts when it might not finish in time.
+   * @default {config.drainBudgetMs}
+   */
+  budgetMs?: number;
+  /**
+   * Most chunks to process; 1 for a single-chunk HTTP drain.
+   * @default {Infinity}
+   */
+  maxChunks?: number;
+  /**
+   * Consumer name; by default a unique name saying where it ran.
+   * @default {consumerName("drain")}
+   */
+  consumer?: string;
+  /**
+   * Clock, in ms since the epoch.
+   * @default {Date.now}
+   */
+  now?: () => number;
+}
+
+/** What one drain did. */
+export interface DrainResult {
+  /** Group drained. */
+  group: string;
+  /** Consumer name used. */
+  consumer: string;
+  /** Entries read or reclaimed. */
+  read: number;
+  /** Entries acknowledged (processed, or dead-lettered). */
+  acked: number;
+  /** Entries whose handler failed; they stay pending. */
+  failed: number;
+  /** Entries left pending because an earlier entry of their symbol failed. */
+  deferred: number;
+  /** Entries taken over from dead consumers. */
+  claimed: number;
+  /** Entries moved to the dead-letter stream. */
+  deadLettered: number;
+  /** Alerts written. */
+  alerts: number;
+  /** Entries not yet delivered to the group, or null when unknown. */
+  lag: number | null;
+  /** True while the group has lag or entries waiting to be retried. */
+  more: boolean;
+  /** Budget this drain had. */
+  budgetMs: number;
+  /** Wall time spent. */
+  durationMs: number;
+  /** True when another invocation held the group's lease, so nothing was done. */
+  busy: boolean;
+}
+
+/** Hash of per-symbol state of a group. */
+export function stateKey(config: Config, group: string): string {
+  return `${config.streamKey}:state:${group}`;
+}
+
+/** Hash of dead-letter counts per group. */
+export function deadCountKey(config: Config): string {
+  return `${config.deadLetterKey}:count`;
+}
+
+let consumerSeq = 0;
+
+/** A unique consumer name that says where the invocation ran. */
+export function consumerName(trigger: string): string {
+  const deployment = Deno.env.get("DENO_DEPLOYMENT_ID");
+  let host = "local";
+  try {
+    host = deployment ? `deploy-${deployment}` : Deno.hostname();
+  } catch {
+    // Hosts without the sys permission keep "local".
+  }
+  consumerSeq += 1;
+  const random = crypto.randomUUID().slice(0, 8);
+  return `${trigger}@${host}:${Deno.pid}:${consumerSeq}:${random}`;
+}
+
+const readyGroups = new Set<string>();
+
+/** Creates every group once per isolate and stream (idempotent). */
+export async function ensureGroups(
+  redis: Redis,
+  config: Config,
+  groups: readonly string[],
+): Promise<void> {
+  for (const group of groups) {
+    const tag = `${config.redisUrl}|${config.streamKey}|${group}`;
+    if (readyGroups.has(tag)) continue;
+    await ensureGroup(redis, config.streamKey, group);
+    readyGroups.add(tag);
+  }
+}
+
+/** Forgets which groups exist, for tests that flush Redis. */
+export function resetGroupCache(): void {
+  readyGroups.clear();
+}
+
+interface Delivered {
+  entry: StreamEntry;
+  deliveries: number;
+  /** Id of the quote in the main stream when `entry` is a dead letter being replayed. */
+  sourceId?: string;
+}
+
+interface ChunkOutcome {
+  acked: number;
+  failed: number;
+  deferred: number;
+  deadLettered: number;
+  alerts: number;
+  commit: CommitResult;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+function alertFields(
+  alert: AlertDraft,
+  sourceId: string,
+  group: string,
+  now: number,
+): string[] {
+  return [
+    "type",
+    alert.type,
+    "symbol",
+    alert.symbol,
+    "message",
+    alert.message,
+    "value",
+    String(Number(alert.value.toFixed(6))),
+    "source_id",
+    sourceId,
+    "group",
+    group,
+    "datetime",
+    new Date(now).toISOString(),
+  ];
+}
+
+function deadLetterFields(group: string, item: Delivered, error: string, now: number): string[] {
+  return [
+    "group",
+    group,
+    "source_id",
+    item.sourceId ?? item.entry.id,
+    "fields",
+    JSON.stringify(fieldsToRecord(item.entry.fields)),
+    "deliveries",
+    String(item.deliveries),
+    "error",
+    error.slice(0, 2000),
+    "datetime",
+    new Date(now).toISOString(),
+  ];
+}
+
+/** How a processed chunk is committed: acking pending entries, or replaying dead letters. */
+interface CommitMode {
+  /** Lease checked at commit. */
+  fence: Lease;
+  /** Dead-letter stream the ids come from, for a replay. */
+  deadSource?: string;
+}
+
+/**
+ * Runs one chunk through a processor and commits it atomically. Entries that
+ * cannot be decoded, or that failed `maxDeliveries` times, go to the dead
+ * letters in the same commit; other failures stay pending, and so do later
+ * entries of the same symbol, so per-symbol order holds on retry.
+ */
+async function processChunk(
+  redis: Redis,
+  config: Config,
+  processor: Processor,
+  chunk: Delivered[],
+  mode: CommitMode,
+  now: () => number,
+): Promise<ChunkOutcome> {
+  const group = processor.group;
+  const ackIds: string[] = [];
+  const alerts: string[][] = [];
+  const deadLetters: string[][] = [];
+  const blocked = new Set<string>();
+  let failed = 0;
+  let deferred = 0;
+  let deadLettered = 0;
+  let alertCount = 0;
+  const decoded: { item: Delivered; quote?: Quote; error?: unknown }[] = chunk.map((item) => {
+    try {
+      return { item, quote: decodeQuote(item.entry.fields) };
+    } catch (error) {
+      return { item, error };
+    }
+  });
+  function fail(item: Delivered, error: unknown, symbol: string | undefined): void {
+    const exhausted = error instanceof QuoteDecodeError ||
+      item.deliveries >= config.maxDeliveries || mode.deadSource !== undefined;
+    if (exhausted) {
+      deadLetters.push(
+        deadLetterFields(group, item, errorText(error), now()),
+      );
+      ackIds.push(item.entry.id);
+      deadLettered += 1;
+    } else {
+      failed += 1;
+      if (symbol !== undefined) blocked.add(symbol);
+    }
+  }
+  const hashWrites: [string, string, string][] = [];
+  if (isSink(processor)) {
+    const good = decoded.filter((d) => d.quote !== undefined);
+    for (const d of decoded) if (d.quote === undefined) fail(d.item, d.error, undefined);
+    try {
+      if (good.length > 0) {
+        await processor.write(good.map((d) => ({ id: d.item.entry.id, quote: d.quote! })));
+      }
+      for (const d of good) ackIds.push(d.item.entry.id);
+    } catch (error) {
+      for (const d of good) fail(d.item, error, d.quote!.symbol);
+    }
+  } else {
+    const key = stateKey(config, group);
+    const symbols = [...new Set(decoded.flatMap((d) => d.quote ? [d.quote.symbol] : []))];
+    const stored = symbols.length > 0 ? await redis.hmget(key, ...symbols) : [];
+    const states = new Map<string, unknown>();
+    symbols.forEach((symbol, i) => {
+      const raw = stored[i];
+      states.set(symbol, raw ? JSON.parse(raw) : undefined);
+    });
+    const touched = new Set<string>();
+    const settings = {
+      priceAlertPercent: config.priceAlertPercent,
+      volumeSpikeFactor: config.volumeSpikeFactor,
+    };
+    for (const d of decoded) {
+      if (d.quote === undefined) {
+        fail(d.item, d.error, undefined);
+        continue;
+      }
+      const symbol = d.quote.symbol;
+      if (blocked.has(symbol)) {
+        deferred += 1;
+        continue;
+      }
+      try {
+        const result = processor.step(states.get(symbol), d.quote, settings);
+        states.set(symbol, result.state);
+        touched.add(symbol);
+        for (const alert of result.alerts) {
+          alerts.push(alertFields(alert, d.item.sourceId ?? d.item.entry.id, group, now()));
+        }
+        alertCount += result.alerts.length;
+        ackIds.push(d.item.entry.id);
+      } catch (error) {
+        fail(d.item, error, symbol);
+      }
+    }
+    for (const symbol of touched) {
+      hashWrites.push([key, symbol, JSON.stringify(states.get(symbol))]);
+    }
+  }
+  const counters: [string, string, number][] = [];
+  let commitIds = ackIds;
+  if (mode.deadSource) {
+    // A replay deletes every attempted dead letter; those that failed again
+    // are re-added below with their new error, the rest leave for good.
+    const succeeded = ackIds.length - deadLettered;
+    commitIds = chunk.map((item) => item.entry.id);
+    if (succeeded > 0) counters.push([deadCountKey(config), group, -succeeded]);
+  } else if (deadLettered > 0) {
+    counters.push([deadCountKey(config), group, deadLettered]);
+  }
+  const commit = await commitEntries(redis, config.streamKey, {
+    group,
+    ids: commitIds,
+    alertsKey: config.alertsKey,
+    alertsMaxLen: config.alertsMaxlen,
+    alerts,
+    hashWrites,
+    deadLetters,
+    deadKey: config.deadLetterKey,
+    counters,
+    fence: { key: mode.fence.key, token: mode.fence.token },
+    deadSource: mode.deadSource,
+  });
+  return { acked: ackIds.length, failed, deferred, deadLettered, alerts: alertCount, commit };
+}
+
+function emptyResult(group: string, consumer: string, budgetMs: number): DrainResult {
+  return {
+    group,
+    consumer,
+    read: 0,
+    acked: 0,
+    failed: 0,
+    deferred: 0,
+    claimed: 0,
+    deadLettered: 0,
+    alerts: 0,
+    lag: null,
+    more: false,
+    budgetMs,
+    durationMs: 0,
+    busy: false,
+  };
+}
+
+/** Lease time: renewed every chunk, and gone before a dead holder's entries become claimable. */
+export function leaseTtlMs(config: Config): number {
+  return Math.max(500, Math.min(30000, config.claimIdleMs));
+}
+
+/**
+ * Drains one group: under the group's lease, first takes over entries that
+ * dead invocations left pending longer than CLAIM_IDLE_MS (oldest first, and
+ * only while the oldest pending entry is claimable, so order holds), then
+ * reads new ones, chunk by chunk, until the group is caught up, an entry
+ * must wait for its retry, the budget is spent, or `maxChunks` is reached.
+ *
+ * @example
+ * ```ts
+ * const result = await drainGroup(redis, config, priceAlerts, { budgetMs: 5000 });
+ * result.acked;
+ * ```
+ */
+export async function drainGroup(
+  redis: Redis,
+  config: Config,
+  processor: Processor,
+  options: DrainOptions = {},
+): Promise<DrainResult> {
+  const {
+    count = 100,
+    budgetMs = config.drainBudgetMs,
+    maxChunks = Infinity,
+    consumer = consumerName("drain"),
+    now = Date.now,
+  } = options;
+  if (!Number.isInteger(count) || count < 1 || count > 1000) {
+    throw new RangeError(
+      `Cannot drain as 'count' must be an integer from 1 to 1000: current value is ${count}`,
+    );
+  }
+  if (!Number.isFinite(budgetMs) || budgetMs < 0 || budgetMs > 55000) {
+    throw new RangeError(
+      `Cannot drain as 'budgetMs' must be from 0 to 55000: current value is ${budgetMs}`,
+    );
+  }
+  const group = processor.group;
+  const started = now();
+  const result = emptyResult(group, consumer, budgetMs);
+  await ensureGroups(redis, config, [group]);
+  const ttl = leaseTtlMs(config);
+  const lease = await acquireLease(redis, leaseKey(config.streamKey, group), ttl);
+  if (lease === null) {
+    result.busy = true;
+    await finish(redis, config, result, started, now);
+    return result;
+  }
+  let waiting = false;
+  try {
+    let chunks = 0;
+    let slowestChunk = 0;
+    while (chunks < maxChunks) {
+      const elapsed = now() - started;
+      if (chunks > 0 && elapsed + slowestChunk > budgetMs) break;
+      const chunkStart = now();
+      if (chunks > 0 && !(await renewLease(redis, lease, ttl))) break;
+      const chunk = await nextChunk(redis, config, group, consumer, count);
+      if (chunk.waiting) waiting = true;
+      if (chunk.items.length === 0) break;
+      result.read += chunk.items.length;
+      result.claimed += chunk.claimed;
+      const outcome = await processChunk(
+        redis,
+        config,
+        processor,
+        chunk.items,
+        { fence: lease },
+        now,
+      );
+      if (outcome.commit.status !== "ok") {
+        // Lost the lease (fenced) or raced a commit: nothing of this chunk was
+        // written, the entries stay pending and the next holder retries them.
+        result.failed += chunk.items.length;
+        waiting = true;
+        break;
+      }
+      result.acked += outcome.acked;
+      result.failed += outcome.failed;
+      result.deferred += outcome.deferred;
+      result.deadLettered += outcome.deadLettered;
+      result.alerts += outcome.alerts;
+      chunks += 1;
+      slowestChunk = Math.max(slowestChunk, now() - chunkStart);
+      if (outcome.failed > 0 || outcome.deferred > 0) {
+        waiting = true;
+        break;
+      }
+    }
+    await deleteIdleConsumers(redis, config.streamKey, group, {
+      idleMs: config.consumerIdleMs,
+      keep: consumer,
+    });
+    await trimStream(redis, config.streamKey, {
+      maxLen: config.streamMaxlen,
+      limit: Math.max(1000, result.acked * 2),
+    });
+  } finally {
+    await releaseLease(redis, lease).catch(() => false);
+  }
+  await finish(redis, config, result, started, now);
+  result.more = result.more || waiting;
+  return result;
+}
+
+async function finish(
+  redis: Redis,
+  config: Config,
+  result: DrainResult,
+  started: number,
+  now: () => number,
+): Promise<void> {
+  const info = (await groupsInfo(redis, config.streamKey)).find((g) => g.name === result.group);
+  result.lag = info?.lag ?? null;
+  result.more = (info?.lag ?? 0) > 0 || (info?.pending ?? 0) > 0;
+  result.durationMs = now() - started;
+}
+
+/**
+ * Picks the next chunk: pending entries first, in id order, as long as the
+ * oldest is claimable (idle >= CLAIM_IDLE_MS); new entries only when nothing
+ * is pending, since reading past a pending entry would break symbol order.
+ */
+async function nextChunk(
+  redis: Redis,
+  config: Config,
+  group: string,
+  consumer: string,
+  count: number,
+): Promise<{ items: Delivered[]; claimed: number; waiting: boolean }> {
+  const pending = await pendingEntries(redis, config.streamKey, group, { count });
+  if (pending.length > 0) {
+    let claimable = 0;
+    while (claimable < pending.length && pending[claimable].idleMs >= config.claimIdleMs) {
+      claimable += 1;
+    }
+    if (claimable === 0) return { items: [], claimed: 0, waiting: true };
+    const deliveries = new Map(pending.map((p) => [p.id, p.deliveries + 1]));
+    const claimed = await autoClaim(redis, config.streamKey, group, consumer, {
+      minIdleMs: config.claimIdleMs,
+      start: pending[0].id,
+      count: claimable,
+    });
+    const items = claimed.entries.map((entry) => ({
+      entry,
+      deliveries: deliveries.get(entry.id) ?? config.maxDeliveries,
+    }));
+    return { items, claimed: items.length, waiting: claimed.entries.length < pending.length };
+  }
+  const entries = await readGroup(redis, config.streamKey, group, consumer, { count });
+  return { items: entries.map((entry) => ({ entry, deliveries: 1 })), claimed: 0, waiting: false };
+}
+
+/** Result of {@linkcode replayDeadLetters}. */
+export interface ReplayResult {
+  /** Group replayed. */
+  group: string;
+  /** Dead letters attempted. */
+  attempted: number;
+  /** Dead letters whose handler succeeded; they left the dead-letter stream. */
+  succeeded: number;
+  /** Dead letters that failed again; they stay with their new error. */
+  failed: number;
+  /** True when another invocation held the group's lease, so nothing was done. */
+  busy: boolean;
+}
+
+/** A dead letter as listed by the API. */
+export interface DeadLetter {
+  /** Id of the dead-letter entry. */
+  id: string;
+  /** Group whose handler gave up on it. */
+  group: string;
+  /** Id of the original entry in the quote stream. */
+  sourceId: string;
+  /** Original fields. */
+  fields: Record<string, string>;
+  /** Deliveries before it was dead-lettered. */
+  deliveries: number;
+  /** Last error. */
+  error: string;
+  /** When it was dead-lettered. */
+  datetime: string;
+}
+
+/** Parses a dead-letter stream entry. */
+export function parseDeadLetter(entry: StreamEntry): DeadLetter {
+  const r = fieldsToRecord(entry.fields);
+  let fields: Record<string, string> = {};
+  try {
+    fields = JSON.parse(r.fields ?? "{}");
+  } catch {
+    fields = {};
+  }
+  return {
+    id: entry.id,
+    group: r.group ?? "",
+    sourceId: r.source_id ?? "",
+    fields,
+    deliveries: Number(r.deliveries ?? 0),
+    error: r.error ?? "",
+    datetime: r.datetime ?? "",
+  };
+}
+
+/**
+ * Runs a group's handler again on its dead letters (all, or the given ids)
+ * with the same atomic commit as a drain: a success leaves the dead-letter
+ * stream, a failure stays with its new error. The quote is not re-added to
+ * the main stream, since the other groups already processed it.
+ *
+ * @example
+ * ```ts
+ * const result = await replayDeadLetters(redis, config, priceAlerts, { entries });
+ * ```
+ */
+export async function replayDeadLetters(
+  redis: Redis,
+  config: Config,
+  processor: Processor,
+  options: { entries: StreamEntry[]; now?: () => number },
+): Promise<ReplayResult> {
+  const { entries, now = Date.now } = options;
+  const group = processor.group;
+  const result: ReplayResult = { group, attempted: 0, succeeded: 0, failed: 0, busy: false };
+  const lease = await acquireLease(redis, leaseKey(config.streamKey, group), leaseTtlMs(config));
+  if (lease === null) return { ...result, busy: true };
+  try {
+    for (let i = 0; i < entries.length; i += 100) {
+      const slice = entries.slice(i, i + 100);
+      // Each dead letter is replayed as its original quote, keyed by its
+      // dead-letter id, which is what the commit deletes.
+      const chunk: Delivered[] = slice.map((e) => {
+        const letter = parseDeadLetter(e);
+        const fields = Object.entries(letter.fields).flat();
+        return {
+          entry: { id: e.id, fields },
+          deliveries: letter.deliveries + 1,
+          sourceId: letter.sourceId,
+        };
+      });
+      const outcome = await processChunk(redis, config, processor, chunk, {
+        fence: lease,
+        deadSource: config.deadLetterKey,
+      }, now);
+      if (outcome.commit.status !== "ok") break;
+      result.attempted += chunk.length;
+      result.succeeded += outcome.acked - outcome.deadLettered;
+      result.failed += outcome.deadLettered;
+    }
+  } finally {
+    await releaseLease(redis, lease).catch(() => false);
+  }
+  return result;
+}
