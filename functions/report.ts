@@ -1,0 +1,178 @@
+/**
+ * Function `GET /report`: the queue's health for operators: stream and group
+ * figures, dead letters, consumers and warnings. Its cost does not grow with
+ * the stream's length: no XINFO STREAM FULL and no scans.
+ *
+ * @module
+ */
+
+import { Hono } from "hono";
+import { loadConfig } from "../shared/config.ts";
+import { deadCountKey } from "../shared/drain.ts";
+import { GROUP_NAMES } from "../shared/groups.ts";
+import { defaultDeps, type Deps, installErrorHandling, requireToken } from "../shared/http.ts";
+import { toUnavailable } from "../shared/redis.ts";
+import {
+  type ConsumerInfo,
+  consumersInfo,
+  groupsInfo,
+  pendingEntries,
+  streamInfo,
+} from "../shared/stream.ts";
+
+/** One group in the report. */
+export interface GroupReport {
+  /** Group name. */
+  name: string;
+  /** Number of consumers. */
+  consumers: number;
+  /** Consumers with their pending counts and idle times. */
+  consumerDetails: ConsumerInfo[];
+  /** Entries delivered and not acknowledged. */
+  pending: number;
+  /** Entries not yet delivered, or null when Redis cannot tell. */
+  lag: number | null;
+  /** Last id delivered to the group. */
+  lastDeliveredId: string;
+  /** Entries of this group in the dead-letter stream. */
+  deadLetters: number;
+  /** Idle time of the oldest pending entry, or null when nothing is pending. */
+  oldestPendingMs: number | null;
+}
+
+/** The whole report. */
+export interface Report {
+  /** Quote stream figures. */
+  stream: {
+    key: string;
+    length: number;
+    firstId: string | null;
+    lastId: string | null;
+    entriesAdded: number | null;
+  };
+  /** Every group on the stream. */
+  groups: GroupReport[];
+  /** Alerts stream figures. */
+  alerts: { key: string; length: number };
+  /** Dead-letter stream figures. */
+  deadLetters: { key: string; length: number };
+  /** True while emits are refused because a group lags more than MAX_LAG. */
+  backpressure: boolean;
+  /** Human-readable warnings. */
+  warnings: string[];
+}
+
+/** Readings of lag kept per group to tell a stuck group. */
+const LAG_HISTORY = 3;
+
+/** Builds the report; remembers each group's lag to detect lag growing across reports. */
+export async function buildReport(deps: Deps): Promise<Report> {
+  const { config } = deps;
+  const redis = deps.redis();
+  try {
+    const [info, groups, alertsLength, deadLength, deadCounts] = await Promise.all([
+      streamInfo(redis, config.streamKey),
+      groupsInfo(redis, config.streamKey),
+      redis.xlen(config.alertsKey),
+      redis.xlen(config.deadLetterKey),
+      redis.hgetall(deadCountKey(config)),
+    ]);
+    const historyKey = `${config.streamKey}:report:lag`;
+    const history = groups.length > 0
+      ? await redis.hmget(historyKey, ...groups.map((g) => g.name))
+      : [];
+    const warnings: string[] = [];
+    const stuckAfterMs = config.claimIdleMs * config.maxDeliveries;
+    const reports = await Promise.all(groups.map(async function groupReport(g, i) {
+      const [consumerDetails, oldest] = await Promise.all([
+        consumersInfo(redis, config.streamKey, g.name),
+        g.pending > 0 ? pendingEntries(redis, config.streamKey, g.name, { count: 1 }) : [],
+      ]);
+      const oldestPendingMs = oldest[0]?.idleMs ?? null;
+      if (g.pending > config.pendingWarn) {
+        warnings.push(
+          `Group "${g.name}" has ${g.pending} pending entries: more than PENDING_WARN ${config.pendingWarn}`,
+        );
+      }
+      if (oldestPendingMs !== null && oldestPendingMs > stuckAfterMs) {
+        warnings.push(
+          `Group "${g.name}" looks stuck: its oldest pending entry has waited ${oldestPendingMs} ms, more than CLAIM_IDLE_MS x MAX_DELIVERIES = ${stuckAfterMs} ms`,
+        );
+      }
+      const lags: number[] = JSON.parse(history[i] ?? "[]");
+      if (g.lag !== null) lags.push(g.lag);
+      const recent = lags.slice(-LAG_HISTORY);
+      if (
+        recent.length === LAG_HISTORY && recent.every((lag, k) => k === 0 || lag > recent[k - 1])
+      ) {
+        warnings.push(
+          `Group "${g.name}" looks stuck: its lag grew across the last ${LAG_HISTORY} reports (${
+            recent.join(" -> ")
+          })`,
+        );
+      }
+      if (g.lag !== null && g.lag > config.maxLag) {
+        warnings.push(
+          `Backpressure: group "${g.name}" lags ${g.lag} entries, more than MAX_LAG ${config.maxLag}; emits answer 429`,
+        );
+      }
+      return {
+        report: {
+          name: g.name,
+          consumers: g.consumers,
+          consumerDetails,
+          pending: g.pending,
+          lag: g.lag,
+          lastDeliveredId: g.lastDeliveredId,
+          deadLetters: Number(deadCounts[g.name] ?? 0),
+          oldestPendingMs,
+        },
+        lags: recent,
+      };
+    }));
+    if (reports.length > 0) {
+      await redis.hset(
+        historyKey,
+        Object.fromEntries(reports.map((r) => [r.report.name, JSON.stringify(r.lags)])),
+      );
+    }
+    for (const name of GROUP_NAMES) {
+      if (!groups.some((g) => g.name === name)) {
+        warnings.push(
+          `Group "${name}" does not exist yet: it is created by the first emit or drain`,
+        );
+      }
+    }
+    return {
+      stream: {
+        key: config.streamKey,
+        length: info?.length ?? 0,
+        firstId: info?.firstId ?? null,
+        lastId: info && info.lastGeneratedId !== "0-0" ? info.lastGeneratedId : null,
+        entriesAdded: info?.entriesAdded ?? null,
+      },
+      groups: reports.map((r) => r.report),
+      alerts: { key: config.alertsKey, length: alertsLength },
+      deadLetters: { key: config.deadLetterKey, length: deadLength },
+      backpressure: groups.some((g) => (g.lag ?? 0) > config.maxLag),
+      warnings,
+    };
+  } catch (error) {
+    throw toUnavailable(error);
+  }
+}
+
+/** Builds the report function's app. */
+export function createReportApp(deps: Deps): Hono {
+  const app = new Hono();
+  installErrorHandling(app);
+  app.get("/report", requireToken(deps.config), async function report(c) {
+    return c.json(await buildReport(deps));
+  });
+  return app;
+}
+
+if (import.meta.main) {
+  const config = loadConfig();
+  Deno.serve({ port: config.port }, createReportApp(defaultDeps(config)).fetch);
+}

@@ -1,0 +1,67 @@
+/**
+ * The one entry point: serves every function over HTTP and registers the
+ * emit and drain crons. `deno run -A main.ts` locally, or as the entry point
+ * on Deno Deploy.
+ *
+ * @module
+ */
+
+import { drainAll } from "./functions/drain.ts";
+import { emitQuotes } from "./functions/emit_quotes.ts";
+import { createApp } from "./shared/app.ts";
+import { loadConfig } from "./shared/config.ts";
+import { defaultDeps } from "./shared/http.ts";
+import { closeAllRedis } from "./shared/redis.ts";
+
+const config = loadConfig();
+const deps = defaultDeps(config);
+const app = createApp(deps);
+const crons = new AbortController();
+
+// Deno Deploy only picks up crons registered at module top level, and the
+// local default retries differ from Deploy's, hence the explicit schedule.
+if (config.cronEnabled && typeof Deno.cron === "function") {
+  Deno.cron(
+    "tickstream emit quotes",
+    config.emitSchedule,
+    { backoffSchedule: [1000, 5000], signal: crons.signal },
+    async function emitCron() {
+      await emitQuotes(deps, { ticks: 1 });
+    },
+  );
+  Deno.cron(
+    "tickstream drain groups",
+    config.drainSchedule,
+    { backoffSchedule: [1000, 5000], signal: crons.signal },
+    async function drainCron() {
+      const results = await drainAll(deps);
+      const failures = results.filter((r) => "error" in r);
+      if (failures.length > 0) console.error("Drain cron failures", failures);
+    },
+  );
+}
+
+const server = Deno.serve({
+  port: config.port,
+  onListen({ hostname, port }) {
+    console.log(`tickstream listening on http://${hostname}:${port}/`);
+  },
+}, app.fetch);
+
+let stopping = false;
+
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  console.log(`Received ${signal}: stopping`);
+  // A running cron keeps the process alive, and so would a hung shutdown.
+  const forced = setTimeout(() => Deno.exit(1), 5000);
+  crons.abort();
+  await server.shutdown().catch(() => {});
+  await closeAllRedis();
+  clearTimeout(forced);
+  Deno.exit(0);
+}
+
+Deno.addSignalListener("SIGINT", () => void shutdown("SIGINT"));
+Deno.addSignalListener("SIGTERM", () => void shutdown("SIGTERM"));
