@@ -101,14 +101,15 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
     process = undefined;
   }
   await spawn();
+  function getClient(): Redis {
+    client ??= createRedis(url);
+    return client;
+  }
   return {
     port,
     url,
     dir,
-    client() {
-      client ??= createRedis(url);
-      return client;
-    },
+    client: getClient,
     kill,
     restart: spawn,
     async stop() {
@@ -117,7 +118,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
     async flush() {
-      await this.client().flushall();
+      await getClient().flushall();
     },
   };
 }
