@@ -9,11 +9,21 @@
 import { drainAll } from "./functions/drain.ts";
 import { emitQuotes } from "./functions/emit_quotes.ts";
 import { createApp } from "./shared/app.ts";
-import { loadConfig } from "./shared/config.ts";
+import { type Config, ConfigError, loadConfig } from "./shared/config.ts";
 import { defaultDeps } from "./shared/http.ts";
 import { closeAllRedis } from "./shared/redis.ts";
 
-const config = loadConfig();
+function configOrExit(): Config {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    Deno.exit(1);
+  }
+}
+
+const config = configOrExit();
 const deps = defaultDeps(config);
 const app = createApp(deps);
 const crons = new AbortController();

@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { runBasicExample } from "../scripts/basic_stream.ts";
+import { startRedis } from "./_redis_server.ts";
 
-// Points at a Redis the test does not start; without it the test is skipped.
-const url = Deno.env.get("TEST_REDIS_URL");
+const server = await startRedis();
+const url = server.url;
 
 Deno.test({
   name: "the basic stream example walks every step and deletes its scratch stream",
-  ignore: !url,
   async fn() {
-    const redis = new Redis(url!, { maxRetriesPerRequest: 1 });
+    const redis = new Redis(url, { maxRetriesPerRequest: 1 });
     try {
       const lines: string[] = [];
       const result = await runBasicExample(redis, {
@@ -46,9 +46,8 @@ Deno.test({
 
 Deno.test({
   name: "the basic stream example uses the stream key it is given and still deletes it",
-  ignore: !url,
   async fn() {
-    const redis = new Redis(url!, { maxRetriesPerRequest: 1 });
+    const redis = new Redis(url, { maxRetriesPerRequest: 1 });
     try {
       const streamKey = `tickstream:example:test-${crypto.randomUUID().slice(0, 8)}`;
       const result = await runBasicExample(redis, { streamKey, log: () => {}, wakeDelayMs: 0 });
@@ -58,5 +57,12 @@ Deno.test({
     } finally {
       await redis.quit();
     }
+  },
+});
+
+Deno.test({
+  name: "basic stream tests close their redis-server",
+  async fn() {
+    await server.stop();
   },
 });
