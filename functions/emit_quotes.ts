@@ -29,7 +29,7 @@ import {
   requireToken,
 } from "../shared/http.ts";
 import { encodeQuote, quoteToJson, SYMBOL_PATTERN } from "../shared/quotes.ts";
-import { toUnavailable } from "../shared/redis.ts";
+import { isRedisUnavailable, toUnavailable } from "../shared/redis.ts";
 import { initialSimulatorState, simulateTicks } from "../shared/simulator.ts";
 import { appendBatch, groupsInfo } from "../shared/stream.ts";
 
@@ -186,6 +186,8 @@ export async function emitQuotes(deps: Deps, options: EmitOptions = {}): Promise
     }
     throw new UnavailableError("Cannot emit: the simulator state kept changing under contention");
   } catch (error) {
+    // With Redis down the key cannot be freed now; it expires on its own.
+    if (isRedisUnavailable(error)) idem = undefined;
     throw toUnavailable(error);
   } finally {
     // A failed emit frees its key at once so the client's retry can proceed.

@@ -14,14 +14,13 @@ import { decodeQuote, fieldsToRecord, type Quote, QuoteDecodeError } from "./quo
 import type { AlertDraft, Analysis } from "./analysis/types.ts";
 import { acquireLease, type Lease, leaseKey, releaseLease, renewLease } from "./lease.ts";
 import {
-  autoClaim,
   commitEntries,
   type CommitResult,
   deleteIdleConsumers,
   ensureGroup,
   groupsInfo,
   pendingEntries,
-  readGroup,
+  readFenced,
   type StreamEntry,
   trimStream,
 } from "./stream.ts";
@@ -248,6 +247,8 @@ async function processChunk(
   const alerts: string[][] = [];
   const deadLetters: string[][] = [];
   const blocked = new Set<string>();
+  // Held back behind a failed entry of their symbol: this delivery is not an attempt.
+  const notAttempted: string[] = [];
   let failed = 0;
   let deferred = 0;
   let deadLettered = 0;
@@ -307,6 +308,7 @@ async function processChunk(
       const symbol = d.quote.symbol;
       if (blocked.has(symbol)) {
         deferred += 1;
+        notAttempted.push(d.item.entry.id);
         continue;
       }
       try {
@@ -347,6 +349,7 @@ async function processChunk(
     deadLetters,
     deadKey: config.deadLetterKey,
     counters,
+    uncount: notAttempted,
     fence: { key: mode.fence.key, token: mode.fence.token },
     deadSource: mode.deadSource,
   });
@@ -433,7 +436,7 @@ export async function drainGroup(
       if (chunks > 0 && elapsed + slowestChunk > budgetMs) break;
       const chunkStart = now();
       if (chunks > 0 && !(await renewLease(redis, lease, ttl))) break;
-      const chunk = await nextChunk(redis, config, group, consumer, count);
+      const chunk = await nextChunk(redis, config, group, consumer, count, lease);
       if (chunk.waiting) waiting = true;
       if (chunk.items.length === 0) break;
       result.read += chunk.items.length;
@@ -505,7 +508,11 @@ async function nextChunk(
   group: string,
   consumer: string,
   count: number,
+  lease: Lease,
 ): Promise<{ items: Delivered[]; claimed: number; waiting: boolean }> {
+  // Reads and claims are fenced like commits: a holder whose lease expired
+  // between two commands must not take entries ahead of the new holder.
+  const fence = { key: lease.key, token: lease.token };
   const pending = await pendingEntries(redis, config.streamKey, group, { count });
   if (pending.length > 0) {
     let claimable = 0;
@@ -514,19 +521,24 @@ async function nextChunk(
     }
     if (claimable === 0) return { items: [], claimed: 0, waiting: true };
     const deliveries = new Map(pending.map((p) => [p.id, p.deliveries + 1]));
-    const claimed = await autoClaim(redis, config.streamKey, group, consumer, {
-      minIdleMs: config.claimIdleMs,
-      start: pending[0].id,
+    const claimed = await readFenced(redis, config.streamKey, {
+      group,
+      consumer,
+      fence,
       count: claimable,
+      claim: { minIdleMs: config.claimIdleMs, start: pending[0].id },
     });
+    if (claimed.status === "fenced") return { items: [], claimed: 0, waiting: true };
     const items = claimed.entries.map((entry) => ({
       entry,
       deliveries: deliveries.get(entry.id) ?? config.maxDeliveries,
     }));
     return { items, claimed: items.length, waiting: claimed.entries.length < pending.length };
   }
-  const entries = await readGroup(redis, config.streamKey, group, consumer, { count });
-  return { items: entries.map((entry) => ({ entry, deliveries: 1 })), claimed: 0, waiting: false };
+  const read = await readFenced(redis, config.streamKey, { group, consumer, fence, count });
+  if (read.status === "fenced") return { items: [], claimed: 0, waiting: true };
+  const items = read.entries.map((entry) => ({ entry, deliveries: 1 }));
+  return { items, claimed: 0, waiting: false };
 }
 
 /** Result of {@linkcode replayDeadLetters}. */

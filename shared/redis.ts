@@ -14,7 +14,7 @@ export interface CreateRedisOptions {
   /**
    * Time a command may take before it fails, in ms. Blocking readers pass 0
    * (no limit) and bound their reads with BLOCK instead.
-   * @default {2000}
+   * @default {1500}
    */
   commandTimeoutMs?: number;
   /**
@@ -36,7 +36,7 @@ export interface CreateRedisOptions {
  * ```
  */
 export function createRedis(url: string, options: CreateRedisOptions = {}): Redis {
-  const { commandTimeoutMs = 2000, name = "tickstream" } = options;
+  const { commandTimeoutMs = 1500, name = "tickstream" } = options;
   if (!Number.isInteger(commandTimeoutMs) || commandTimeoutMs < 0) {
     throw new RangeError(
       `Cannot create Redis client as 'commandTimeoutMs' must be an integer >= 0: current value is ${commandTimeoutMs}`,
@@ -44,7 +44,7 @@ export function createRedis(url: string, options: CreateRedisOptions = {}): Redi
   }
   const redis = new Redis(url, {
     connectionName: name,
-    connectTimeout: 2000,
+    connectTimeout: 1500,
     // One retry keeps a command alive across a single dropped socket while a
     // down server still fails it after one reconnect attempt (~100 ms).
     maxRetriesPerRequest: 1,

@@ -194,6 +194,43 @@ export async function appendBatch(
   return JSON.parse(String(reply)) as AppendBatchResult;
 }
 
+const UPDATE_LATEST_SCRIPT = lua(`${LUA_ID_HELPERS}
+local key = KEYS[1]
+local updated = 0
+for _, item in ipairs(cjson.decode(ARGV[1])) do
+  local current = redis.call('HGET', key, item[1])
+  local current_id = current and string.match(current, '^{"id":"([0-9]+%-[0-9]+)"')
+  if not current_id or id_less(current_id, item[2]) then
+    redis.call('HSET', key, item[1], '{"id":"' .. item[2] .. '",' .. item[3])
+    updated = updated + 1
+  end
+end
+return updated
+`);
+
+/**
+ * Updates the latest-entry index that {@linkcode appendBatch} maintains, in one
+ * round trip: for each item, sets `field` to the JSON object `{"id": id, ...}`
+ * only when `id` is newer than the id stored there, so entries that reach it
+ * late or twice never replace a newer one. Returns how many fields changed.
+ *
+ * @example
+ * ```ts
+ * await updateLatest(redis, "stock_quotes:latest", [
+ *   { field: "AAPL", id: "1700000000000-0", rest: '"symbol":"AAPL","price":190}' },
+ * ]); // 1, or 0 when AAPL already holds a newer id
+ * ```
+ */
+export async function updateLatest(
+  redis: Redis,
+  key: string,
+  items: { field: string; id: string; rest: string }[],
+): Promise<number> {
+  if (items.length === 0) return 0;
+  const payload = JSON.stringify(items.map((item) => [item.field, item.id, item.rest]));
+  return Number(await runScript(redis, UPDATE_LATEST_SCRIPT, [key], [payload]));
+}
+
 /**
  * Creates a consumer group if it does not exist (MKSTREAM; BUSYGROUP ignored).
  * It starts at `0` by default so entries added before the first read are not missed.
@@ -287,6 +324,35 @@ export async function readAfter(
 }
 
 /**
+ * Reads entries after a given id from several streams in one call (XREAD),
+ * optionally blocking until any of them has one. Returns the entries per key;
+ * a key without new entries maps to an empty list.
+ *
+ * @example
+ * ```ts
+ * const read = await readStreams(redis, [["stock_quotes", "0-0"], ["stock_alerts", "0-0"]], {
+ *   blockMs: 5000,
+ * });
+ * read.get("stock_quotes"); // [{ id: "1700000000000-0", fields: [...] }]
+ * ```
+ */
+export async function readStreams(
+  redis: Redis,
+  streams: [key: string, afterId: string][],
+  options: { count?: number; blockMs?: number } = {},
+): Promise<Map<string, StreamEntry[]>> {
+  const { count = 100, blockMs } = options;
+  const args: (string | number)[] = ["COUNT", count];
+  if (blockMs !== undefined) args.push("BLOCK", blockMs);
+  args.push("STREAMS", ...streams.map(([key]) => key), ...streams.map(([, id]) => id));
+  // deno-lint-ignore no-explicit-any
+  const reply = await (redis as any).xread(...args) as [string, unknown][] | null;
+  const out = new Map<string, StreamEntry[]>(streams.map(([key]) => [key, []]));
+  for (const [key, entries] of reply ?? []) out.set(String(key), toEntries(entries));
+  return out;
+}
+
+/**
  * Reads entries between two ids inclusive (XRANGE), or newest first with `reverse`.
  *
  * @example
@@ -346,6 +412,71 @@ export async function autoClaim(
     entries: toEntries(reply[1]),
     deleted: Array.isArray(reply[2]) ? reply[2].map(String) : [],
   };
+}
+
+const FENCED_READ_SCRIPT = lua(`
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {'fenced'} end
+if ARGV[5] ~= '' then
+  local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[2], ARGV[3], ARGV[5], ARGV[6], 'COUNT', ARGV[4])
+  return {'ok', r[2]}
+end
+local r = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS', KEYS[1], '>')
+if not r then return {'ok', {}} end
+return {'ok', r[1][2]}
+`);
+
+/** Options of {@linkcode readFenced}. */
+export interface ReadFencedOptions {
+  /** Consumer group. */
+  group: string;
+  /** Consumer that receives the entries. */
+  consumer: string;
+  /** Lease that must still hold `token`, else nothing is read. */
+  fence: { key: string; token: string };
+  /**
+   * Most entries to read or claim.
+   * @default {100}
+   */
+  count?: number;
+  /**
+   * Claim entries pending at least `minIdleMs` from `start` (XAUTOCLAIM)
+   * instead of reading new ones (XREADGROUP ">").
+   * @default {undefined}
+   */
+  claim?: { minIdleMs: number; start: string };
+}
+
+/**
+ * Reads new entries, or claims pending ones, only while `fence` holds its
+ * token, in one atomic step. A holder that lost its lease is handed nothing,
+ * so it cannot take entries ahead of the new holder and break their order.
+ *
+ * @example
+ * ```ts
+ * const read = await readFenced(redis, "stock_quotes", {
+ *   group: "price-alerts",
+ *   consumer: "worker-1",
+ *   fence: { key: lease.key, token: lease.token },
+ * });
+ * read.status; // "ok", or "fenced" when the lease was lost
+ * ```
+ */
+export async function readFenced(
+  redis: Redis,
+  key: string,
+  options: ReadFencedOptions,
+): Promise<{ status: "ok" | "fenced"; entries: StreamEntry[] }> {
+  const { group, consumer, fence, count = 100, claim } = options;
+  const reply = await runScript(redis, FENCED_READ_SCRIPT, [key, fence.key], [
+    fence.token,
+    group,
+    consumer,
+    count,
+    claim ? claim.minIdleMs : "",
+    claim ? claim.start : "",
+  ]) as unknown[];
+  if (reply[0] !== "ok") return { status: "fenced", entries: [] };
+  return { status: "ok", entries: toEntries(reply[1]) };
 }
 
 /**
@@ -679,6 +810,16 @@ end
 for _, w in ipairs(p.hset) do redis.call('HSET', w[1], w[2], w[3]) end
 for _, d in ipairs(p.dead) do redis.call('XADD', p.dead_key, '*', unpack(d)) end
 for _, c in ipairs(p.incr) do redis.call('HINCRBY', c[1], c[2], c[3]) end
+-- Entries held back behind a failed entry of their symbol were delivered but
+-- not attempted: give that delivery back (same owner and idle time), so the
+-- delivery count that MAX_DELIVERIES checks counts handler attempts.
+for _, id in ipairs(p.uncount) do
+  local e = redis.call('XPENDING', stream, p.group, id, id, 1)[1]
+  if e and e[4] > 0 then
+    redis.call('XCLAIM', stream, p.group, e[2], 0, id, 'IDLE', e[3], 'RETRYCOUNT', e[4] - 1,
+      'JUSTID')
+  end
+end
 return cjson.encode({status = 'ok', done = done})
 `);
 
@@ -720,6 +861,12 @@ export interface CommitOptions {
    * @default {[]}
    */
   counters?: [string, string, number][];
+  /**
+   * Pending ids that were delivered but not attempted (held back behind a
+   * failed entry of their symbol): their delivery count goes back down by one.
+   * @default {[]}
+   */
+  uncount?: string[];
   /**
    * Lease that must still hold `token`, else nothing is written (fencing).
    * @default {undefined}
@@ -776,6 +923,7 @@ export async function commitEntries(
     dead: options.deadLetters ?? [],
     dead_key: options.deadKey ?? "",
     incr: options.counters ?? [],
+    uncount: options.uncount ?? [],
     fence: options.fence,
     dead_source: options.deadSource,
   };

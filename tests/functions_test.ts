@@ -18,7 +18,7 @@ async function fresh(env: Record<string, string> = {}) {
   return { deps, app: createApp(deps) };
 }
 
-function post(path: string, body?: unknown, headers: Record<string, string> = {}): RequestInit {
+function post(_path: string, body?: unknown, headers: Record<string, string> = {}): RequestInit {
   return {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },

@@ -1,0 +1,274 @@
+import assert from "node:assert/strict";
+import type { Redis } from "ioredis";
+import { drainAll, drainOne } from "../functions/drain.ts";
+import type { Analysis } from "../shared/analysis/types.ts";
+import { technicalAnalysis } from "../shared/analysis/technical_analysis.ts";
+import { type Config, loadConfig } from "../shared/config.ts";
+import {
+  consumerName,
+  drainGroup,
+  type Processor,
+  resetGroupCache,
+  stateKey,
+} from "../shared/drain.ts";
+import { processors } from "../shared/groups.ts";
+import { closeQuoteStores } from "../shared/quote_store.ts";
+import type { Deps } from "../shared/http.ts";
+import { acquireLease, leaseKey, releaseLease } from "../shared/lease.ts";
+import { fieldsToRecord } from "../shared/quotes.ts";
+import { closeRedis, createRedis } from "../shared/redis.ts";
+import {
+  compareIds,
+  consumersInfo,
+  groupsInfo,
+  pendingEntries,
+  type StreamEntry,
+} from "../shared/stream.ts";
+import {
+  actualOutcome,
+  assertMatchesReference,
+  quoteFeed,
+  readAllEntries,
+  referenceDeps,
+  referenceEnv,
+  referencePass,
+  settingsOf,
+} from "./_reference.ts";
+import { startRedis, type TestRedis } from "./_redis_server.ts";
+
+const TECHNICAL: Analysis = technicalAnalysis;
+const GROUP = TECHNICAL.group;
+
+interface Fixture {
+  redis: Redis;
+  config: Config;
+  deps: Deps;
+  entries: StreamEntry[];
+}
+
+/** Flushes the test server and emits `ticks` x 8 seeded quotes. */
+async function fixture(
+  server: TestRedis,
+  redis: Redis,
+  ticks: number,
+  claimIdleMs = 20,
+): Promise<Fixture> {
+  await server.flush();
+  resetGroupCache();
+  const config = loadConfig(referenceEnv(server, { CLAIM_IDLE_MS: String(claimIdleMs) }));
+  const deps = referenceDeps(config, [redis]);
+  await quoteFeed(deps, 7).emit(ticks);
+  return { redis, config, deps, entries: await readAllEntries(redis, config.streamKey) };
+}
+
+/** technicalAnalysis, but throwing for the quotes whose timestamp is in `failing`. */
+function failingOn(failing: Set<number>): Analysis {
+  return {
+    group: GROUP,
+    step(state, quote, settings) {
+      if (failing.has(quote.timestamp)) throw new Error(`handler failed on ${quote.datetime}`);
+      return TECHNICAL.step(state, quote, settings);
+    },
+  };
+}
+
+function symbolOf(entry: StreamEntry): string {
+  return fieldsToRecord(entry.fields).symbol;
+}
+
+function timestampOf(entry: StreamEntry): number {
+  return Number(fieldsToRecord(entry.fields).timestamp);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+Deno.test("the drain engine", async (t) => {
+  const server = await startRedis();
+  const redis = createRedis(server.url);
+  try {
+    await t.step(
+      "a drain acks only entries whose handler succeeded and holds back later entries of the failing symbol",
+      async () => {
+        const { config, entries } = await fixture(server, redis, 5);
+        const tsla = entries.filter((e) => symbolOf(e) === "TSLA");
+        const failed = tsla[1];
+        const heldBack = tsla.slice(2);
+        const processor = failingOn(new Set([timestampOf(failed)]));
+
+        const result = await drainGroup(redis, config, processor, { count: 100 });
+
+        assert.equal(result.read, 40);
+        assert.equal(result.failed, 1);
+        assert.equal(result.deferred, heldBack.length);
+        assert.equal(result.acked, 40 - 1 - heldBack.length);
+        assert.equal(result.more, true);
+        const pending = await pendingEntries(redis, config.streamKey, GROUP);
+        assert.deepEqual(pending.map((p) => p.id), [failed, ...heldBack].map((e) => e.id));
+        // TSLA stopped right before its failing quote; every other symbol went on.
+        const expectedBefore = referencePass(
+          entries.filter((e) => symbolOf(e) !== "TSLA" || compareIds(e.id, failed.id) < 0),
+          [technicalAnalysis],
+          settingsOf(config),
+        )[GROUP];
+        const actual = (await actualOutcome(redis, config, [GROUP]))[GROUP];
+        assert.deepEqual(actual.states, expectedBefore.states);
+        assert.deepEqual(actual.alerts, expectedBefore.alerts);
+      },
+    );
+
+    await t.step(
+      "a retried entry is applied before the entries it held back, so the group equals one serial pass",
+      async () => {
+        const { config, entries } = await fixture(server, redis, 5, 400);
+        const failed = entries.filter((e) => symbolOf(e) === "NVDA")[0];
+        const failing = new Set([timestampOf(failed)]);
+        const processor = failingOn(failing);
+        // Two ticks: NVDA's first quote fails and holds back its second.
+        const first = await drainGroup(redis, config, processor, { count: 16 });
+        assert.equal(first.failed, 1);
+        assert.equal(first.deferred, 1);
+        assert.equal(first.acked, 14);
+        failing.clear();
+
+        // Before the failed entry may be retried, no drain reads past it.
+        const early = await drainGroup(redis, config, processor, { count: 100, budgetMs: 1000 });
+        assert.equal(early.read, 0);
+        assert.equal(early.more, true);
+        assert.equal(early.lag, 24);
+
+        await sleep(config.claimIdleMs + 50);
+        const retry = await drainGroup(redis, config, processor, { count: 100, budgetMs: 5000 });
+
+        assert.equal(retry.claimed, 2);
+        assert.equal(retry.acked, 26);
+        assert.equal(retry.more, false);
+        const delivered = await pendingEntries(redis, config.streamKey, GROUP);
+        assert.equal(delivered.length, 0);
+        await assertMatchesReference(redis, config, [technicalAnalysis]);
+      },
+    );
+
+    await t.step(
+      "a drain stops starting chunks when the next one might not finish in time",
+      async () => {
+        const { config } = await fixture(server, redis, 5);
+        let clock = 1_000_000;
+        // Every quote takes 10 ms of the injected clock, so a 10-entry chunk takes 100 ms.
+        const slow: Processor = {
+          group: GROUP,
+          step(state, quote, settings) {
+            clock += 10;
+            return TECHNICAL.step(state, quote, settings);
+          },
+        };
+
+        const result = await drainGroup(redis, config, slow, {
+          count: 10,
+          budgetMs: 350,
+          now: () => clock,
+        });
+
+        // After 3 chunks 300 ms are spent and a 4th (100 ms) could end past 350 ms.
+        assert.equal(result.read, 30);
+        assert.equal(result.acked, 30);
+        assert.equal(result.durationMs, 300);
+        assert.ok(result.durationMs <= result.budgetMs);
+        assert.equal(result.lag, 10);
+        assert.equal(result.more, true);
+        const group = (await groupsInfo(redis, config.streamKey)).find((g) => g.name === GROUP);
+        assert.equal(group?.pending, 0);
+      },
+    );
+
+    await t.step(
+      "a drain with room in its budget goes on until the group is caught up",
+      async () => {
+        const { config } = await fixture(server, redis, 5);
+        let clock = 0;
+        const slow: Processor = {
+          group: GROUP,
+          step(state, quote, settings) {
+            clock += 10;
+            return TECHNICAL.step(state, quote, settings);
+          },
+        };
+        const result = await drainGroup(redis, config, slow, {
+          count: 10,
+          budgetMs: 1000,
+          now: () => clock,
+        });
+        assert.equal(result.acked, 40);
+        assert.equal(result.lag, 0);
+        assert.equal(result.more, false);
+      },
+    );
+
+    await t.step("every drain gets a unique consumer name that says where it ran", async () => {
+      const { config, deps } = await fixture(server, redis, 1);
+      const host = Deno.env.get("DENO_DEPLOYMENT_ID")
+        ? `deploy-${Deno.env.get("DENO_DEPLOYMENT_ID")}`
+        : Deno.hostname();
+      const names = Array.from({ length: 50 }, () => consumerName("drain"));
+      assert.equal(new Set(names).size, names.length);
+      for (const name of names) {
+        assert.ok(name.startsWith(`drain@${host}:${Deno.pid}:`), name);
+        assert.match(name, /:\d+:[0-9a-f]{8}$/);
+      }
+
+      const http = await drainOne(deps, GROUP, { count: 3 });
+      assert.ok(http.consumer.startsWith(`http-${GROUP}@${host}:${Deno.pid}:`), http.consumer);
+      const crons = await drainAll(deps, { budgetMs: 1000 });
+      for (const r of crons) {
+        assert.ok(!("error" in r), JSON.stringify(r));
+        assert.ok(r.consumer.startsWith(`cron-${r.group}@${host}:`), r.consumer);
+      }
+      const consumers = await consumersInfo(redis, config.streamKey, GROUP);
+      assert.deepEqual(
+        consumers.map((c) => c.name).sort(),
+        [
+          http.consumer,
+          ...crons.flatMap((r) => r.group === GROUP && "consumer" in r ? [r.consumer] : []),
+        ]
+          .sort(),
+      );
+    });
+
+    await t.step(
+      "a drain reports busy and does nothing while another invocation holds the group's lease",
+      async () => {
+        const { config } = await fixture(server, redis, 5);
+        const lease = await acquireLease(redis, leaseKey(config.streamKey, GROUP), 10_000);
+        assert.ok(lease);
+
+        const busy = await drainGroup(redis, config, technicalAnalysis, { count: 100 });
+
+        assert.equal(busy.busy, true);
+        assert.equal(busy.read, 0);
+        assert.equal(busy.acked, 0);
+        assert.equal(busy.lag, 40);
+        assert.equal(busy.more, true);
+        assert.equal(await redis.hlen(stateKey(config, GROUP)), 0);
+        const group = (await groupsInfo(redis, config.streamKey)).find((g) => g.name === GROUP);
+        assert.equal(group?.pending, 0);
+
+        assert.equal(await releaseLease(redis, lease), true);
+        const free = await drainGroup(redis, config, technicalAnalysis, { count: 100 });
+        assert.equal(free.busy, false);
+        assert.equal(free.acked, 40);
+        await assertMatchesReference(redis, config, [technicalAnalysis]);
+      },
+    );
+
+    await t.step("a drain of every group catches each one up to one serial pass", async () => {
+      const { config, deps } = await fixture(server, redis, 20);
+      const results = await drainAll(deps, { budgetMs: 5000, count: 7 });
+      for (const r of results) assert.ok(!("error" in r) && !r.more, JSON.stringify(r));
+      const check = await assertMatchesReference(redis, config, processors(deps));
+      assert.equal(check.entries, 160);
+    });
+  } finally {
+    await closeQuoteStores();
+    await closeRedis(redis);
+    await server.stop();
+  }
+});
