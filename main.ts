@@ -7,10 +7,12 @@
  */
 
 import { drainAll } from "./functions/drain.ts";
+import { closeLive } from "./functions/live.ts";
 import { emitQuotes } from "./functions/emit_quotes.ts";
 import { createApp } from "./shared/app.ts";
 import { type Config, ConfigError, loadConfig } from "./shared/config.ts";
 import { defaultDeps } from "./shared/http.ts";
+import { closeQuoteStores } from "./shared/quote_store.ts";
 import { closeAllRedis } from "./shared/redis.ts";
 
 function configOrExit(): Config {
@@ -67,7 +69,10 @@ async function shutdown(signal: string): Promise<void> {
   // A running cron keeps the process alive, and so would a hung shutdown.
   const forced = setTimeout(() => Deno.exit(1), 5000);
   crons.abort();
+  // Open live feeds would hold server.shutdown() until they end by themselves.
+  await closeLive();
   await server.shutdown().catch(() => {});
+  await closeQuoteStores();
   await closeAllRedis();
   clearTimeout(forced);
   Deno.exit(0);

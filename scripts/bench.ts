@@ -96,7 +96,9 @@ async function main(): Promise<void> {
     emitTimes.sort((a, b) => a - b);
     drainTimes.sort((a, b) => a - b);
     console.log(
-      `POST /emit-quotes (1 tick, ${symbols} quotes): p50 ${percentile(emitTimes, 50).toFixed(2)} ms, ` +
+      `POST /emit-quotes (1 tick, ${symbols} quotes): p50 ${
+        percentile(emitTimes, 50).toFixed(2)
+      } ms, ` +
         `p99 ${percentile(emitTimes, 99).toFixed(2)} ms`,
     );
     console.log(

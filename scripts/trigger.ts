@@ -59,7 +59,9 @@ const USAGE = `Usage:
 
 function positiveInt(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value)) throw new UsageError(`Option --${name} must be an integer: got "${value}"`);
+  if (!/^\d+$/.test(value)) {
+    throw new UsageError(`Option --${name} must be an integer: got "${value}"`);
+  }
   return Number(value);
 }
 

@@ -5,10 +5,13 @@
  */
 
 import { Hono } from "hono";
+import { createApiApp } from "../functions/api.ts";
+import { createDashboardApp } from "../functions/dashboard.ts";
 import { createDeadLettersApp } from "../functions/dead_letters.ts";
 import { createDrainApp } from "../functions/drain.ts";
 import { createEmitApp } from "../functions/emit_quotes.ts";
 import { createHealthApp } from "../functions/health.ts";
+import { createLiveApp } from "../functions/live.ts";
 import { createReportApp } from "../functions/report.ts";
 import { type Deps, installErrorHandling } from "./http.ts";
 
@@ -21,5 +24,8 @@ export function createApp(deps: Deps): Hono {
   app.route("/", createDrainApp(deps));
   app.route("/", createReportApp(deps));
   app.route("/", createDeadLettersApp(deps));
+  app.route("/", createApiApp(deps));
+  app.route("/", createLiveApp(deps));
+  app.route("/", createDashboardApp(deps));
   return app;
 }

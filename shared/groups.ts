@@ -8,13 +8,21 @@
 import { ANALYSES } from "./analysis/registry.ts";
 import type { Processor } from "./drain.ts";
 import type { Deps } from "./http.ts";
+import { QUOTE_STORE_GROUP, quoteStoreSink } from "./quote_store.ts";
 
-/** Every group name, in drain order. */
-export const GROUP_NAMES: readonly string[] = ANALYSES.map((a) => a.group);
+/** Every group name, in drain order; the quote store comes last. */
+export const GROUP_NAMES: readonly string[] = [
+  ...ANALYSES.map((a) => a.group),
+  QUOTE_STORE_GROUP,
+];
 
-/** The processor of every group, for the given dependencies. */
-export function processors(_deps: Deps): Processor[] {
-  return [...ANALYSES];
+/**
+ * The processor of every group, for the given dependencies. The quote-store
+ * sink uses `deps.quoteStore`, else the isolate's store for `deps.config`
+ * (created once and cached by shared/quote_store.ts, opened on first write).
+ */
+export function processors(deps: Deps): Processor[] {
+  return [...ANALYSES, quoteStoreSink(deps)];
 }
 
 /** The processor of `group`, or undefined for an unknown group. */

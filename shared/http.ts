@@ -12,6 +12,7 @@ import { HTTPException } from "hono/http-exception";
 import type { Redis } from "ioredis";
 import type { Config } from "./config.ts";
 import { BadRequestError, HttpError, UnavailableError } from "./errors.ts";
+import type { QuoteStore } from "./quote_store.ts";
 import { getRedis, isRedisUnavailable } from "./redis.ts";
 
 /** What a function needs from the outside world; tests pass their own. */
@@ -24,6 +25,8 @@ export interface Deps {
   now(): number;
   /** Uniform random numbers in [0, 1) for the simulator. */
   random(): number;
+  /** Quote store; the isolate's shared store for `config` when absent. */
+  quoteStore?: QuoteStore;
 }
 
 /** Default dependencies for `config`: the isolate's shared Redis client, real clock. */

@@ -32,7 +32,12 @@ export interface TestDepsOptions {
 export function testDeps(url: string, client: Redis, options: TestDepsOptions = {}): Deps {
   const { env = {}, seed = 1, now = Date.now } = options;
   return {
-    config: loadConfig({ REDIS_URL: url, CRON_ENABLED: "false", ...env }),
+    config: loadConfig({
+      REDIS_URL: url,
+      CRON_ENABLED: "false",
+      DATABASE_PATH: ":memory:",
+      ...env,
+    }),
     redis() {
       return client;
     },

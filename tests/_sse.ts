@@ -1,0 +1,97 @@
+/**
+ * Test helper: a Server-Sent Events reader that behaves like EventSource:
+ * an `id:` line moves the last event id even when no event fires.
+ *
+ * @module
+ */
+
+/** One dispatched event. */
+export interface SseEvent {
+  /** Event type ("message" when absent). */
+  event: string;
+  /** Last event id when it fired. */
+  id: string;
+  /** Data, lines joined with "\n". */
+  data: string;
+}
+
+/** Reads events from an SSE response body. */
+export class SseReader {
+  /** Every event dispatched so far. */
+  readonly events: SseEvent[] = [];
+  /** Last event id, as EventSource would send it in Last-Event-ID. */
+  lastId = "";
+  /** Last retry hint, in ms. */
+  retry: number | undefined;
+  /** True once the server ended the response. */
+  done = false;
+  /** Raw text received. */
+  text = "";
+  #reader: ReadableStreamDefaultReader<string>;
+  #buffer = "";
+  #pending: Promise<ReadableStreamReadResult<string>> | undefined;
+
+  constructor(body: ReadableStream<Uint8Array>) {
+    this.#reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  }
+
+  #parse(block: string): void {
+    let event = "message";
+    const data: string[] = [];
+    for (const line of block.split("\n")) {
+      if (line === "" || line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon === -1 ? line : line.slice(0, colon);
+      const value = colon === -1 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") event = value;
+      else if (field === "data") data.push(value);
+      else if (field === "id") this.lastId = value;
+      else if (field === "retry") this.retry = Number(value);
+    }
+    if (data.length > 0) this.events.push({ event, id: this.lastId, data: data.join("\n") });
+  }
+
+  /** Reads until `until()` holds, the stream ends, or `timeoutMs` passes; returns whether it holds. */
+  async readUntil(until: () => boolean, timeoutMs = 5000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!until() && !this.done) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      this.#pending ??= this.#reader.read();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const result = await Promise.race([
+        this.#pending,
+        new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), left)),
+      ]);
+      clearTimeout(timer);
+      if (result === null) return until();
+      this.#pending = undefined;
+      if (result.done) {
+        this.done = true;
+        break;
+      }
+      this.text += result.value;
+      this.#buffer += result.value;
+      let end: number;
+      while ((end = this.#buffer.indexOf("\n\n")) !== -1) {
+        this.#parse(this.#buffer.slice(0, end));
+        this.#buffer = this.#buffer.slice(end + 2);
+      }
+    }
+    return until();
+  }
+
+  /** Events of one type, with their data parsed as JSON. */
+  json<T = Record<string, unknown>>(event: string): (T & { _id: string })[] {
+    return this.events.filter((e) => e.event === event).map((e) => ({
+      ...JSON.parse(e.data),
+      _id: e.id,
+    }));
+  }
+
+  /** Cancels the body (a client that goes away). */
+  async cancel(): Promise<void> {
+    await this.#reader.cancel().catch(() => {});
+    this.done = true;
+  }
+}
