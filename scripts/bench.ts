@@ -46,6 +46,7 @@ async function main(): Promise<void> {
       REDIS_URL: url,
       CRON_ENABLED: "false",
       STREAM_MAXLEN: "20000",
+      DATABASE_PATH: `${dir}/quotes.db`,
     });
     const deps: Deps = { config, redis: () => redis, now: Date.now, random: createRandom(7) };
     const symbols = config.symbols.length;

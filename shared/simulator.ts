@@ -50,7 +50,7 @@ export interface SimulateOptions {
    */
   ticks?: number;
   /**
-   * Clock in milliseconds since the epoch; quote i of the call is stamped now + i ms.
+   * Clock in milliseconds since the epoch; the last quote of the call is stamped `now` and each earlier one 1 ms before the next, so no quote lies in the future.
    * @default {Date.now()}
    */
   now?: number;
@@ -232,12 +232,12 @@ function validateOptions(
       `Cannot simulate ticks as 'ticks' must be an integer from 1 to ${MAX_TICKS}: current value is ${ticks}`,
     );
   }
-  const lastMs = now + ticks * symbols.length - 1;
-  if (!Number.isFinite(now) || now < 0 || lastMs > MAX_TIME_MS) {
+  const firstMs = now - ticks * symbols.length + 1;
+  if (!Number.isFinite(now) || firstMs < 0 || now > MAX_TIME_MS) {
     throw new RangeError(
-      `Cannot simulate ticks as 'now' must be a number of milliseconds from 0 to ${
-        MAX_TIME_MS - ticks * symbols.length + 1
-      }: current value is ${now}`,
+      `Cannot simulate ticks as 'now' must be a number of milliseconds from ${
+        ticks * symbols.length - 1
+      } to ${MAX_TIME_MS}: current value is ${now}`,
     );
   }
   if (typeof random !== "function") {
@@ -331,7 +331,8 @@ export function simulateTicks(
   const next: Record<string, SymbolState> = { ...state.symbols };
   const profiles = symbols.map(profileOf);
   const quotes: Quote[] = [];
-  let index = 0;
+  // The batch ends at `now`: quotes describe the past, never the future.
+  let index = 1 - ticks * symbols.length;
   for (let tick = 0; tick < ticks; tick++) {
     for (let s = 0; s < symbols.length; s++) {
       const symbol = symbols[s];
