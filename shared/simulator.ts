@@ -50,7 +50,7 @@ export interface SimulateOptions {
    */
   ticks?: number;
   /**
-   * Clock in milliseconds since the epoch; the last quote of the call is stamped `now` and each earlier one 1 ms before the next, so no quote lies in the future.
+   * Clock in milliseconds since the epoch; the quotes of one tick share a time, the last tick is stamped `now` and each earlier tick 1 ms before the next, so no quote lies in the future.
    * @default {Date.now()}
    */
   now?: number;
@@ -232,11 +232,11 @@ function validateOptions(
       `Cannot simulate ticks as 'ticks' must be an integer from 1 to ${MAX_TICKS}: current value is ${ticks}`,
     );
   }
-  const firstMs = now - ticks * symbols.length + 1;
+  const firstMs = now - ticks + 1;
   if (!Number.isFinite(now) || firstMs < 0 || now > MAX_TIME_MS) {
     throw new RangeError(
       `Cannot simulate ticks as 'now' must be a number of milliseconds from ${
-        ticks * symbols.length - 1
+        ticks - 1
       } to ${MAX_TIME_MS}: current value is ${now}`,
     );
   }
@@ -331,14 +331,12 @@ export function simulateTicks(
   const next: Record<string, SymbolState> = { ...state.symbols };
   const profiles = symbols.map(profileOf);
   const quotes: Quote[] = [];
-  // The batch ends at `now`: quotes describe the past, never the future.
-  let index = 1 - ticks * symbols.length;
   for (let tick = 0; tick < ticks; tick++) {
+    // A tick is one instant for every symbol, and the batch ends at `now`:
+    // quotes describe the past, never the future.
+    const ms = now - (ticks - 1 - tick);
     for (let s = 0; s < symbols.length; s++) {
       const symbol = symbols[s];
-      // Every quote gets its own millisecond so datetimes differ and sort in order.
-      const ms = now + index;
-      index++;
       const datetime = new Date(ms).toISOString();
       const current = step(next[symbol], profiles[s], datetime.slice(0, 10), random);
       next[symbol] = current;

@@ -61,12 +61,14 @@ async function fixture(
   return { redis, config, deps, entries: await readAllEntries(redis, config.streamKey) };
 }
 
-/** technicalAnalysis, but throwing for the quotes whose timestamp is in `failing`. */
-function failingOn(failing: Set<number>): Analysis {
+/** technicalAnalysis, but throwing for the quotes whose `symbol@timestamp` is in `failing`. */
+function failingOn(failing: Set<string>): Analysis {
   return {
     group: GROUP,
     step(state, quote, settings) {
-      if (failing.has(quote.timestamp)) throw new Error(`handler failed on ${quote.datetime}`);
+      if (failing.has(`${quote.symbol}@${quote.timestamp}`)) {
+        throw new Error(`handler failed on ${quote.symbol} ${quote.datetime}`);
+      }
       return TECHNICAL.step(state, quote, settings);
     },
   };
@@ -76,8 +78,10 @@ function symbolOf(entry: StreamEntry): string {
   return fieldsToRecord(entry.fields).symbol;
 }
 
-function timestampOf(entry: StreamEntry): number {
-  return Number(fieldsToRecord(entry.fields).timestamp);
+/** Identifies a quote by symbol and time: the quotes of one tick share a time. */
+function quoteKey(entry: StreamEntry): string {
+  const record = fieldsToRecord(entry.fields);
+  return `${record.symbol}@${Number(record.timestamp)}`;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -93,7 +97,7 @@ Deno.test("the drain engine", async (t) => {
         const tsla = entries.filter((e) => symbolOf(e) === "TSLA");
         const failed = tsla[1];
         const heldBack = tsla.slice(2);
-        const processor = failingOn(new Set([timestampOf(failed)]));
+        const processor = failingOn(new Set([quoteKey(failed)]));
 
         const result = await drainGroup(redis, config, processor, { count: 100 });
 
@@ -121,7 +125,7 @@ Deno.test("the drain engine", async (t) => {
       async () => {
         const { config, entries } = await fixture(server, redis, 5, 400);
         const failed = entries.filter((e) => symbolOf(e) === "NVDA")[0];
-        const failing = new Set([timestampOf(failed)]);
+        const failing = new Set([quoteKey(failed)]);
         const processor = failingOn(failing);
         // Two ticks: NVDA's first quote fails and holds back its second.
         const first = await drainGroup(redis, config, processor, { count: 16 });
