@@ -29,10 +29,15 @@ import { deadCountKey, stateKey } from "../shared/drain.ts";
 import { BadRequestError, NotFoundError, UnavailableError } from "../shared/errors.ts";
 import { GROUP_NAMES } from "../shared/groups.ts";
 import { defaultDeps, type Deps, installErrorHandling } from "../shared/http.ts";
-import { getQuoteStore, MAX_HISTORY_LIMIT, type StoredQuote } from "../shared/quote_store.ts";
+import {
+  getQuoteStore,
+  type HistoryOptions,
+  MAX_HISTORY_LIMIT,
+  type StoredQuote,
+} from "../shared/quote_store.ts";
 import { SYMBOL_PATTERN } from "../shared/quotes.ts";
 import { toUnavailable } from "../shared/redis.ts";
-import { groupsInfo, rangeEntries } from "../shared/stream.ts";
+import { openStream } from "../shared/stream.ts";
 import { latestKey } from "./emit_quotes.ts";
 
 /** Largest `limit` of GET /api/alerts. */
@@ -133,7 +138,7 @@ export async function stockDetail(
 export async function quoteHistory(
   deps: Deps,
   symbol: string,
-  options: { limit: number; from?: number; to?: number },
+  options: HistoryOptions = {},
 ): Promise<StoredQuote[]> {
   const store = deps.quoteStore ?? getQuoteStore(deps.config);
   let quotes: StoredQuote[];
@@ -152,20 +157,44 @@ export async function quoteHistory(
   return quotes;
 }
 
+/** Options of {@linkcode recentAlerts}. */
+export interface RecentAlertsOptions {
+  /**
+   * Most alerts to return, 1 to {@linkcode MAX_ALERTS_LIMIT}.
+   * @default {50}
+   */
+  limit?: number;
+  /**
+   * Only alerts about this symbol.
+   * @default {undefined}
+   */
+  symbol?: string;
+  /**
+   * Only alerts of this type, e.g. "price_move".
+   * @default {undefined}
+   */
+  type?: string;
+}
+
 /** Recent alerts, newest first, optionally of one symbol and/or type. */
 export async function recentAlerts(
   deps: Deps,
-  options: { limit: number; symbol?: string; type?: string },
+  options: RecentAlertsOptions = {},
 ): Promise<AlertJson[]> {
-  const { limit, symbol, type } = options;
-  const redis = deps.redis();
+  const { limit = 50, symbol, type } = options;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_ALERTS_LIMIT) {
+    throw new RangeError(
+      `Cannot read alerts as 'limit' must be an integer from 1 to ${MAX_ALERTS_LIMIT}: current value is ${limit}`,
+    );
+  }
+  const alertsStream = openStream(deps.redis(), deps.config.alertsKey);
   const filtered = symbol !== undefined || type !== undefined;
   const out: AlertJson[] = [];
   let end = "+";
   let scanned = 0;
   while (out.length < limit && scanned < MAX_ALERT_SCAN) {
     const count = filtered ? 500 : limit - out.length;
-    const page = await rangeEntries(redis, deps.config.alertsKey, { reverse: true, end, count });
+    const page = await alertsStream.range({ reverse: true, end, count });
     for (const entry of page) {
       const alert = alertToJson(entry);
       if (symbol !== undefined && alert.symbol !== symbol) continue;
@@ -184,7 +213,7 @@ export async function recentAlerts(
 export async function queueCounts(deps: Deps): Promise<QueueGroup[]> {
   const redis = deps.redis();
   const [groups, dead] = await Promise.all([
-    groupsInfo(redis, deps.config.streamKey),
+    openStream(redis, deps.config.streamKey).groups(),
     redis.hgetall(deadCountKey(deps.config)),
   ]);
   return GROUP_NAMES.map((name) => {

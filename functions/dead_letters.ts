@@ -7,7 +7,14 @@
 
 import { Hono } from "hono";
 import { loadConfig } from "../shared/config.ts";
-import { type DeadLetter, parseDeadLetter, replayDeadLetters } from "../shared/drain.ts";
+import {
+  type DeadLetter,
+  findDeadLetters,
+  type FindDeadLettersOptions,
+  MAX_REPLAY,
+  parseDeadLetter,
+  replayDeadLetters,
+} from "../shared/drain.ts";
 import { BadRequestError, ConflictError, NotFoundError } from "../shared/errors.ts";
 import { findProcessor } from "../shared/groups.ts";
 import {
@@ -20,86 +27,59 @@ import {
   requireToken,
 } from "../shared/http.ts";
 import { toUnavailable } from "../shared/redis.ts";
-import { rangeEntries, type StreamEntry } from "../shared/stream.ts";
+import { openStream, type StreamEntry } from "../shared/stream.ts";
 
-const PAGE = 500;
-/** Most dead letters one replay call handles. */
-export const MAX_REPLAY = 1000;
-
-/** Reads dead letters of `group` (all groups when undefined), oldest first, at most `limit`. */
-async function findDeadLetters(
-  deps: Deps,
-  group: string | undefined,
-  limit: number,
-  newestFirst: boolean,
-): Promise<StreamEntry[]> {
-  const redis = deps.redis();
-  const key = deps.config.deadLetterKey;
-  const found: StreamEntry[] = [];
-  let cursor: string | undefined;
-  while (found.length < limit) {
-    const page = await rangeEntries(redis, key, {
-      reverse: newestFirst,
-      count: PAGE,
-      ...(cursor === undefined
-        ? {}
-        : newestFirst
-        ? { end: `(${cursor}` }
-        : { start: `(${cursor}` }),
-    });
-    for (const entry of page) {
-      if (group === undefined || parseDeadLetter(entry).group === group) found.push(entry);
-      if (found.length >= limit) break;
-    }
-    if (page.length < PAGE) break;
-    cursor = page[page.length - 1].id;
-  }
-  return found;
-}
+/** Options of {@linkcode listDeadLetters}: those of `findDeadLetters` but the order, newest first. */
+export type ListDeadLettersOptions = Omit<FindDeadLettersOptions, "newestFirst">;
 
 /** Lists dead letters, newest first. */
 export async function listDeadLetters(
   deps: Deps,
-  options: { group?: string; limit?: number } = {},
+  options: ListDeadLettersOptions = {},
 ): Promise<DeadLetter[]> {
   const { group, limit = 100 } = options;
   try {
-    return (await findDeadLetters(deps, group, limit, true)).map(parseDeadLetter);
+    const deadLetters = openStream(deps.redis(), deps.config.deadLetterKey);
+    return (await findDeadLetters(deadLetters, { group, limit, newestFirst: true }))
+      .map(parseDeadLetter);
   } catch (error) {
     throw toUnavailable(error);
   }
+}
+
+/** Options of {@linkcode replayGroup}. */
+export interface ReplayGroupOptions {
+  /**
+   * Ids of the dead letters to replay; 404 when one is not a dead letter of the group.
+   * @default {every dead letter of the group, up to MAX_REPLAY}
+   */
+  ids?: string[];
 }
 
 /** Replays a group's dead letters (the given ids, or all of the group's up to MAX_REPLAY). */
 export async function replayGroup(
   deps: Deps,
   group: string,
-  ids?: string[],
+  options: ReplayGroupOptions = {},
 ): Promise<{ group: string; attempted: number; succeeded: number; failed: number }> {
+  const { ids } = options;
   const processor = findProcessor(deps, group);
   if (processor === undefined) throw new NotFoundError(`Unknown consumer group: "${group}"`);
   try {
-    let entries: StreamEntry[];
-    if (ids === undefined) {
-      entries = await findDeadLetters(deps, group, MAX_REPLAY, false);
-    } else {
+    let entries: StreamEntry[] | undefined;
+    if (ids !== undefined) {
       entries = [];
+      const deadLetters = openStream(deps.redis(), deps.config.deadLetterKey);
       for (const id of ids) {
-        const [entry] = await rangeEntries(deps.redis(), deps.config.deadLetterKey, {
-          start: id,
-          end: id,
-          count: 1,
-        });
+        const [entry] = await deadLetters.range({ start: id, end: id, count: 1 });
         if (entry === undefined || parseDeadLetter(entry).group !== group) {
           throw new NotFoundError(`Dead letter not found for group "${group}": "${id}"`);
         }
         entries.push(entry);
       }
     }
-    const result = await replayDeadLetters(deps.redis(), deps.config, processor, {
-      entries,
-      now: deps.now,
-    });
+    // Without ids, the replay reads every dead letter of the group itself.
+    const result = await replayDeadLetters(deps, processor, { entries });
     if (result.busy) {
       throw new ConflictError(`Group "${group}" is being drained right now: retry shortly`);
     }
@@ -155,7 +135,7 @@ export function createDeadLettersApp(deps: Deps): Hono {
         }
         ids = [...new Set(body.ids as string[])];
       }
-      return c.json(await replayGroup(deps, group, ids));
+      return c.json(await replayGroup(deps, group, { ids }));
     },
   );
   return app;

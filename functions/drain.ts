@@ -52,16 +52,29 @@ export async function drainOne(
   if (processor === undefined) throw new NotFoundError(`Unknown consumer group: "${group}"`);
   const { count = 100, budgetMs, trigger = "http" } = options;
   try {
-    return await drainGroup(deps.redis(), deps.config, processor, {
+    return await drainGroup(deps, processor, {
       count,
       budgetMs: budgetMs ?? deps.config.drainBudgetMs,
       maxChunks: budgetMs === undefined ? 1 : Infinity,
       consumer: consumerName(`${trigger}-${group}`),
-      now: deps.now,
     });
   } catch (error) {
     throw toUnavailable(error);
   }
+}
+
+/** Options of {@linkcode drainAll}. */
+export interface DrainAllOptions {
+  /**
+   * Time budget of each group's drain, in ms.
+   * @default {config.drainBudgetMs}
+   */
+  budgetMs?: number;
+  /**
+   * Most entries per chunk.
+   * @default {100}
+   */
+  count?: number;
 }
 
 /**
@@ -71,7 +84,7 @@ export async function drainOne(
  */
 export async function drainAll(
   deps: Deps,
-  options: { budgetMs?: number; count?: number } = {},
+  options: DrainAllOptions = {},
 ): Promise<(DrainResult | { group: string; error: string })[]> {
   const { budgetMs = deps.config.drainBudgetMs, count = 100 } = options;
   return await Promise.all(
@@ -96,10 +109,10 @@ export function createDrainApp(deps: Deps): Hono {
     }
     const body = await readJsonBody(c);
     onlyFields(body, ["count", "budgetMs"]);
-    const count = intField(body, "count", { min: 1, max: 1000, fallback: 100 });
+    const count = intField(body, { name: "count", min: 1, max: 1000, fallback: 100 });
     const budgetMs = body.budgetMs === undefined
       ? undefined
-      : intField(body, "budgetMs", { min: 0, max: 55000, fallback: 0 });
+      : intField(body, { name: "budgetMs", min: 0, max: 55000, fallback: 0 });
     const result = await drainOne(deps, group, { count, budgetMs });
     return c.json(result);
   });

@@ -31,7 +31,7 @@ import {
 import { encodeQuote, quoteToJson, SYMBOL_PATTERN } from "../shared/quotes.ts";
 import { isRedisUnavailable, toUnavailable } from "../shared/redis.ts";
 import { initialSimulatorState, simulateTicks } from "../shared/simulator.ts";
-import { appendBatch, groupsInfo } from "../shared/stream.ts";
+import { openStream } from "../shared/stream.ts";
 
 /** Response of an emit. */
 export interface EmitResult {
@@ -91,7 +91,7 @@ function idempotencyRedisKey(streamKey: string, key: string): string {
 
 /** Answers 429 while the slowest group lags more than MAX_LAG entries. */
 export async function checkBackpressure(deps: Deps): Promise<void> {
-  const groups = await groupsInfo(deps.redis(), deps.config.streamKey);
+  const groups = await openStream(deps.redis(), deps.config.streamKey).groups();
   const worst = groups.reduce((max, g) => Math.max(max, g.lag ?? 0), 0);
   if (worst > deps.config.maxLag) {
     throw new BackpressureError(
@@ -110,7 +110,8 @@ export async function emitQuotes(deps: Deps, options: EmitOptions = {}): Promise
   const { config } = deps;
   const { ticks = 1, symbols = config.symbols, idempotencyKey, fingerprint = "" } = options;
   const redis = deps.redis();
-  await ensureGroups(redis, config, GROUP_NAMES);
+  const stream = openStream(redis, config.streamKey);
+  await ensureGroups(deps, GROUP_NAMES);
   let idem: { key: string; token: string; fingerprint: string; ttlMs: number } | undefined;
   if (idempotencyKey !== undefined) {
     const key = idempotencyRedisKey(config.streamKey, idempotencyKey);
@@ -151,7 +152,7 @@ export async function emitQuotes(deps: Deps, options: EmitOptions = {}): Promise
       const sim = simulateTicks(state, { symbols, ticks, now: deps.now(), random: deps.random });
       const lastIndex = new Map<string, number>();
       sim.quotes.forEach((q, i) => lastIndex.set(q.symbol, i));
-      const result = await appendBatch(redis, config.streamKey, sim.quotes.map(encodeQuote), {
+      const result = await stream.append(sim.quotes.map(encodeQuote), {
         maxLen: config.streamMaxlen,
         guard: {
           key: simKey,
@@ -203,7 +204,7 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 /** Validates an emit request body into {@linkcode EmitOptions}. */
 export function parseEmitBody(body: Record<string, unknown>, defaults: string[]): EmitOptions {
   onlyFields(body, ["ticks", "symbols"]);
-  const ticks = intField(body, "ticks", { min: 1, max: 1000, fallback: 1 });
+  const ticks = intField(body, { name: "ticks", min: 1, max: 1000, fallback: 1 });
   let symbols = defaults;
   if (body.symbols !== undefined) {
     if (!Array.isArray(body.symbols) || body.symbols.length === 0 || body.symbols.length > 100) {

@@ -37,7 +37,7 @@ import { BadRequestError, HttpError, UnavailableError } from "../shared/errors.t
 import { defaultDeps, type Deps, installErrorHandling } from "../shared/http.ts";
 import { decodeQuote, quoteToJson, SYMBOL_PATTERN } from "../shared/quotes.ts";
 import { createRedis, toUnavailable } from "../shared/redis.ts";
-import { rangeEntries, readStreams, type StreamEntry, streamInfo } from "../shared/stream.ts";
+import { openStream, readStreams, type StreamEntry } from "../shared/stream.ts";
 
 /** Reconnect delay the feed asks EventSource for, in ms. */
 export const RETRY_MS = 500;
@@ -56,7 +56,9 @@ const WS_BUFFER_LIMIT = 4 * 1024 * 1024;
 
 /** A stream entry id as two numbers (ms < 2^53, so exact). */
 export interface EntryId {
+  /** Milliseconds part. */
   ms: number;
+  /** Sequence number within the millisecond. */
   seq: number;
 }
 
@@ -189,7 +191,7 @@ function toEvent(kind: LiveKind, entry: StreamEntry): LiveEvent | null {
       id: entry.id,
       at: idOf(entry),
       symbol: quote.symbol,
-      data: JSON.stringify(quoteToJson(quote, entry.id)),
+      data: JSON.stringify(quoteToJson(quote, { id: entry.id })),
     };
   } catch {
     // The quote-store and analysis groups dead-letter it; the feed skips it.
@@ -215,7 +217,7 @@ function mergeEvents(quotes: StreamEntry[], alerts: StreamEntry[]): LiveEvent[] 
 type LiveDeps = Pick<Deps, "config" | "redis">;
 
 async function lastIdOf(redis: Redis, key: string): Promise<EntryId> {
-  const info = await streamInfo(redis, key);
+  const info = await openStream(redis, key).info();
   return info === null ? ZERO : parseEntryId(info.lastGeneratedId) ?? ZERO;
 }
 
@@ -393,10 +395,8 @@ export class LiveSubscription {
   #wake: (() => void) | undefined;
 
   /** Creates a subscription on `hub`; `subscribe()` joins and begins it. */
-  constructor(
-    hub: LiveHub,
-    { symbols, cursor }: { symbols: Set<string> | null; cursor: Cursor | null },
-  ) {
+  constructor(hub: LiveHub, options: SubscribeOptions = {}) {
+    const { symbols = null, cursor = null } = options;
     this.#hub = hub;
     this.symbols = symbols;
     this.#cursor = cursor;
@@ -523,9 +523,12 @@ export class LiveSubscription {
     const cursor = { ...this.#cursor! };
     const { streamKey, alertsKey } = this.#hub.config;
     const redis = this.#hub.commands();
-    function page(key: string, from: EntryId, to: EntryId): Promise<StreamEntry[]> {
+    /** The next page of `kind`'s stream after the cursor, up to the target. */
+    function page(kind: LiveKind): Promise<StreamEntry[]> {
+      const from = cursor[kind];
+      const to = target[kind];
       if (!isAfter(to, from)) return Promise.resolve([]);
-      return rangeEntries(redis, key, {
+      return openStream(redis, kind === "quote" ? streamKey : alertsKey).range({
         start: `(${idText(from)}`,
         end: idText(to),
         count: CATCH_UP_PAGE,
@@ -534,10 +537,7 @@ export class LiveSubscription {
     let quotes: StreamEntry[];
     let alerts: StreamEntry[];
     try {
-      [quotes, alerts] = await Promise.all([
-        page(streamKey, cursor.quote, target.quote),
-        page(alertsKey, cursor.alert, target.alert),
-      ]);
+      [quotes, alerts] = await Promise.all([page("quote"), page("alert")]);
     } catch (error) {
       throw toUnavailable(error);
     }
@@ -588,20 +588,34 @@ export class LiveSubscription {
   }
 }
 
+/** Options of {@linkcode subscribe}. */
+export interface SubscribeOptions {
+  /**
+   * Symbols to receive; null receives every symbol.
+   * @default {null}
+   */
+  symbols?: Set<string> | null;
+  /**
+   * Where to resume from (exclusive); null starts from now.
+   * @default {null}
+   */
+  cursor?: Cursor | null;
+}
+
 /**
  * Subscribes to the feed of `deps`' streams, starting the shared reader if
  * none runs; from `cursor` (exclusive) or, when null, from now.
  *
  * @example
  * ```ts
- * const sub = await subscribe(deps, { symbols: new Set(["AAPL"]), cursor: null });
+ * const sub = await subscribe(deps, { symbols: new Set(["AAPL"]) });
  * const events = await sub.next();
  * sub.close();
  * ```
  */
 export async function subscribe(
   deps: LiveDeps,
-  options: { symbols: Set<string> | null; cursor: Cursor | null },
+  options: SubscribeOptions = {},
 ): Promise<LiveSubscription> {
   const { config } = deps;
   const key = `${config.redisUrl}|${config.streamKey}|${config.alertsKey}`;
@@ -646,11 +660,16 @@ function formatSse(batch: Delivery[]): string {
 // How long an ended connection may take to flush its last write before it is cut.
 const END_GRACE_MS = 1000;
 
-async function pumpSse(
-  stream: SSEStreamingApi,
-  sub: LiveSubscription,
-  { maxMs }: { maxMs: number },
-): Promise<void> {
+/** What one SSE connection sends, and for how long at most. */
+interface SseFeed {
+  /** The subscription whose events it sends. */
+  sub: LiveSubscription;
+  /** Longest life of the connection, in ms. */
+  maxMs: number;
+}
+
+async function pumpSse(stream: SSEStreamingApi, feed: SseFeed): Promise<void> {
+  const { sub, maxMs } = feed;
   let ended = false;
   let finish!: () => void;
   const done = new Promise<void>((resolve) => finish = resolve);
@@ -919,7 +938,7 @@ export function createLiveApp(deps: Deps): Hono {
     c.header("X-Accel-Buffering", "no");
     return streamSSE(c, async function feed(stream) {
       try {
-        await pumpSse(stream, sub, { maxMs: config.liveMaxMs });
+        await pumpSse(stream, { sub, maxMs: config.liveMaxMs });
       } finally {
         release();
       }

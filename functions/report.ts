@@ -12,13 +12,7 @@ import { deadCountKey } from "../shared/drain.ts";
 import { GROUP_NAMES } from "../shared/groups.ts";
 import { defaultDeps, type Deps, installErrorHandling, requireToken } from "../shared/http.ts";
 import { toUnavailable } from "../shared/redis.ts";
-import {
-  type ConsumerInfo,
-  consumersInfo,
-  groupsInfo,
-  pendingEntries,
-  streamInfo,
-} from "../shared/stream.ts";
+import { type ConsumerInfo, openStream } from "../shared/stream.ts";
 
 /** One group in the report. */
 export interface GroupReport {
@@ -69,10 +63,11 @@ const LAG_HISTORY = 3;
 export async function buildReport(deps: Deps): Promise<Report> {
   const { config } = deps;
   const redis = deps.redis();
+  const stream = openStream(redis, config.streamKey);
   try {
     const [info, groups, alertsLength, deadLength, deadCounts] = await Promise.all([
-      streamInfo(redis, config.streamKey),
-      groupsInfo(redis, config.streamKey),
+      stream.info(),
+      stream.groups(),
       redis.xlen(config.alertsKey),
       redis.xlen(config.deadLetterKey),
       redis.hgetall(deadCountKey(config)),
@@ -84,9 +79,10 @@ export async function buildReport(deps: Deps): Promise<Report> {
     const warnings: string[] = [];
     const stuckAfterMs = config.claimIdleMs * config.maxDeliveries;
     const reports = await Promise.all(groups.map(async function groupReport(g, i) {
+      const group = stream.group(g.name);
       const [consumerDetails, oldest] = await Promise.all([
-        consumersInfo(redis, config.streamKey, g.name),
-        g.pending > 0 ? pendingEntries(redis, config.streamKey, g.name, { count: 1 }) : [],
+        group.consumers(),
+        g.pending > 0 ? group.pendingEntries({ count: 1 }) : [],
       ]);
       const oldestPendingMs = oldest[0]?.idleMs ?? null;
       if (g.pending > config.pendingWarn) {

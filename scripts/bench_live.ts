@@ -277,11 +277,41 @@ export interface BenchResult {
   expected: number;
 }
 
+/** Options of {@linkcode runBench}. */
+export interface BenchOptions {
+  /**
+   * SSE clients connected, 1 to 1000.
+   * @default {20}
+   */
+  clients?: number;
+  /**
+   * Quotes added per second, 1 to 20000.
+   * @default {2000}
+   */
+  rate?: number;
+  /**
+   * How long quotes are added, in seconds, 1 to 60.
+   * @default {10}
+   */
+  seconds?: number;
+}
+
+const BENCH_LIMITS = { clients: 1000, rate: 20000, seconds: 60 } as const;
+
 /** Runs the benchmark and prints its figures. */
-export async function runBench(
-  options: { clients: number; rate: number; seconds: number },
-): Promise<BenchResult> {
-  const { clients: clientCount, rate, seconds } = options;
+export async function runBench(options: BenchOptions = {}): Promise<BenchResult> {
+  const { clients: clientCount = 20, rate = 2000, seconds = 10 } = options;
+  const given = { clients: clientCount, rate, seconds };
+  for (const name of ["clients", "rate", "seconds"] as const) {
+    const value = given[name];
+    if (!Number.isInteger(value) || value < 1 || value > BENCH_LIMITS[name]) {
+      throw new RangeError(
+        `Cannot run the benchmark as '${name}' must be an integer from 1 to ${
+          BENCH_LIMITS[name]
+        }: current value is ${value}`,
+      );
+    }
+  }
   const redisServer = await startRedisServer();
   const server = await startServer(redisServer.url, clientCount);
   const producer = new Redis(redisServer.url, { enableAutoPipelining: false });
@@ -380,9 +410,9 @@ if (import.meta.main) {
     }
     // Bounded: at most 1000 clients, 20000 quotes/s and 60 s, all on loopback.
     await runBench({
-      clients: Math.min(clients, 1000),
-      rate: Math.min(rate, 20000),
-      seconds: Math.min(seconds, 60),
+      clients: Math.min(clients, BENCH_LIMITS.clients),
+      rate: Math.min(rate, BENCH_LIMITS.rate),
+      seconds: Math.min(seconds, BENCH_LIMITS.seconds),
     });
   }
 }

@@ -21,13 +21,27 @@ export function lua(source: string): LuaScript {
   return { source, sha: createHash("sha1").update(source).digest("hex") };
 }
 
-/** Runs `script` with `keys` and `args`, loading it when the server lacks it. */
+/** Options of {@linkcode runScript}. */
+export interface RunScriptOptions {
+  /**
+   * Key names the script touches (KEYS).
+   * @default {[]}
+   */
+  keys?: string[];
+  /**
+   * Arguments of the script (ARGV).
+   * @default {[]}
+   */
+  args?: (string | number)[];
+}
+
+/** Runs `script` with its keys and args, loading it when the server lacks it. */
 export async function runScript(
   redis: Redis,
   script: LuaScript,
-  keys: string[],
-  args: (string | number)[],
+  options: RunScriptOptions = {},
 ): Promise<unknown> {
+  const { keys = [], args = [] } = options;
   try {
     return await redis.evalsha(script.sha, keys.length, ...keys, ...args);
   } catch (error) {
@@ -77,11 +91,12 @@ local function safe_trim(key, maxlen, limit)
   local excess = redis.call('XLEN', key) - maxlen
   if excess <= 0 then return 0 end
   if excess > limit then excess = limit end
+  -- Only entries below the bound are read, so the cost is what can go.
   local bound = oldest_needed(key)
-  local oldest = redis.call('XRANGE', key, '-', '+', 'COUNT', excess)
+  local upper = '+'
+  if bound ~= nil then upper = '(' .. bound end
+  local oldest = redis.call('XRANGE', key, '-', upper, 'COUNT', excess)
   if #oldest == 0 then return 0 end
-  local threshold = next_id(oldest[#oldest][1])
-  if bound ~= nil and id_less(bound, threshold) then threshold = bound end
-  return redis.call('XTRIM', key, 'MINID', threshold)
+  return redis.call('XTRIM', key, 'MINID', next_id(oldest[#oldest][1]))
 end
 `;

@@ -72,63 +72,87 @@ export interface Config {
 
 type Env = Record<string, string | undefined>;
 
-function text(env: Env, name: string, fallback: string): string {
-  const value = env[name];
-  return value === undefined || value.trim() === "" ? fallback : value.trim();
-}
-
-function number(
-  env: Env,
-  name: string,
-  fallback: number,
-  { min, max, integer }: { min: number; max: number; integer: boolean },
-): number {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === "") return fallback;
-  const value = Number(raw.trim());
-  if (
-    !Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max
-  ) {
-    const kind = integer ? "an integer" : "a number";
-    throw new ConfigError(
-      `Cannot read ${name} as it must be ${kind} from ${min} to ${max}: current value is "${raw}"`,
-    );
-  }
-  return value;
-}
-
-function boolean(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === "") return fallback;
-  const value = raw.trim().toLowerCase();
-  if (["1", "true", "yes", "on"].includes(value)) return true;
-  if (["0", "false", "no", "off"].includes(value)) return false;
-  throw new ConfigError(
-    `Cannot read ${name} as it must be true or false: current value is "${raw}"`,
-  );
-}
-
-function key(env: Env, name: string, fallback: string): string {
-  const value = text(env, name, fallback);
-  if (!/^[\w:.\-{}]{1,200}$/.test(value)) {
-    throw new ConfigError(
-      `Cannot read ${name} as it must be 1 to 200 of letters, digits and _:.-{}: current value is "${value}"`,
-    );
-  }
-  return value;
+/** How a numeric variable is read: its default and the values it may take. */
+interface NumberRule {
+  /** Value when the variable is unset or blank. */
+  fallback: number;
+  /** Smallest value allowed. */
+  min: number;
+  /** Largest value allowed. */
+  max: number;
 }
 
 const CRON_FIELD = /^[\d*,/-]+$/;
 
-function schedule(env: Env, name: string): string {
-  const value = text(env, name, "* * * * *");
-  const fields = value.split(/\s+/);
-  if (fields.length !== 5 || !fields.every((f) => CRON_FIELD.test(f))) {
+/** Reads typed variables from one environment; every error names the variable and its value. */
+class EnvReader {
+  readonly #env: Env;
+
+  constructor(env: Env) {
+    this.#env = env;
+  }
+
+  text(name: string, fallback: string): string {
+    const value = this.#env[name];
+    return value === undefined || value.trim() === "" ? fallback : value.trim();
+  }
+
+  integer(name: string, rule: NumberRule): number {
+    return this.#numeric(name, { ...rule, integer: true });
+  }
+
+  number(name: string, rule: NumberRule): number {
+    return this.#numeric(name, { ...rule, integer: false });
+  }
+
+  #numeric(name: string, rule: NumberRule & { integer: boolean }): number {
+    const { fallback, min, max, integer } = rule;
+    const raw = this.#env[name];
+    if (raw === undefined || raw.trim() === "") return fallback;
+    const value = Number(raw.trim());
+    if (
+      !Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min ||
+      value > max
+    ) {
+      const kind = integer ? "an integer" : "a number";
+      throw new ConfigError(
+        `Cannot read ${name} as it must be ${kind} from ${min} to ${max}: current value is "${raw}"`,
+      );
+    }
+    return value;
+  }
+
+  boolean(name: string, fallback: boolean): boolean {
+    const raw = this.#env[name];
+    if (raw === undefined || raw.trim() === "") return fallback;
+    const value = raw.trim().toLowerCase();
+    if (["1", "true", "yes", "on"].includes(value)) return true;
+    if (["0", "false", "no", "off"].includes(value)) return false;
     throw new ConfigError(
-      `Cannot read ${name} as it must be a 5-field cron expression: current value is "${value}"`,
+      `Cannot read ${name} as it must be true or false: current value is "${raw}"`,
     );
   }
-  return value;
+
+  key(name: string, fallback: string): string {
+    const value = this.text(name, fallback);
+    if (!/^[\w:.\-{}]{1,200}$/.test(value)) {
+      throw new ConfigError(
+        `Cannot read ${name} as it must be 1 to 200 of letters, digits and _:.-{}: current value is "${value}"`,
+      );
+    }
+    return value;
+  }
+
+  schedule(name: string): string {
+    const value = this.text(name, "* * * * *");
+    const fields = value.split(/\s+/);
+    if (fields.length !== 5 || !fields.every((f) => CRON_FIELD.test(f))) {
+      throw new ConfigError(
+        `Cannot read ${name} as it must be a 5-field cron expression: current value is "${value}"`,
+      );
+    }
+    return value;
+  }
 }
 
 /** Default symbol list of the simulator. */
@@ -145,7 +169,8 @@ export const DEFAULT_SYMBOLS = ["AAPL", "GOOGL", "MSFT", "AMZN", "TSLA", "META",
  * @throws {ConfigError} When a variable holds an invalid value.
  */
 export function loadConfig(env: Env = Deno.env.toObject()): Config {
-  const redisUrl = text(env, "REDIS_URL", "redis://127.0.0.1:6379");
+  const read = new EnvReader(env);
+  const redisUrl = read.text("REDIS_URL", "redis://127.0.0.1:6379");
   let parsed: URL | undefined;
   try {
     parsed = new URL(redisUrl);
@@ -157,7 +182,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
       `Cannot read REDIS_URL as it must be a redis:// or rediss:// URL: current value is "${redisUrl}"`,
     );
   }
-  const symbols = text(env, "SYMBOLS", DEFAULT_SYMBOLS.join(","))
+  const symbols = read.text("SYMBOLS", DEFAULT_SYMBOLS.join(","))
     .split(",").map((s) => s.trim()).filter((s) => s !== "");
   const badSymbol = symbols.find((s) => !SYMBOL_PATTERN.test(s));
   if (symbols.length === 0 || badSymbol !== undefined) {
@@ -166,50 +191,42 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     );
   }
   const token = env.FUNCTIONS_TOKEN;
-  const databaseUrl = text(env, "DATABASE_URL", "");
+  const databaseUrl = read.text("DATABASE_URL", "");
   if (databaseUrl !== "" && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ConfigError(
       `Cannot read DATABASE_URL as it must be a postgres:// URL: current value is "${databaseUrl}"`,
     );
   }
-  const streamKey = key(env, "STREAM_KEY", "stock_quotes");
+  const streamKey = read.key("STREAM_KEY", "stock_quotes");
   return {
     redisUrl,
-    port: number(env, "PORT", 8000, { min: 0, max: 65535, integer: true }),
+    port: read.integer("PORT", { fallback: 8000, min: 0, max: 65535 }),
     functionsToken: token === undefined || token === "" ? undefined : token,
     deployed: (env.DENO_DEPLOYMENT_ID ?? "") !== "",
     streamKey,
-    alertsKey: key(env, "ALERTS_KEY", "stock_alerts"),
-    deadLetterKey: key(env, "DEAD_LETTER_KEY", `${streamKey}:dead`),
+    alertsKey: read.key("ALERTS_KEY", "stock_alerts"),
+    deadLetterKey: read.key("DEAD_LETTER_KEY", `${streamKey}:dead`),
     symbols: [...new Set(symbols)],
-    cronEnabled: boolean(env, "CRON_ENABLED", true),
-    emitSchedule: schedule(env, "EMIT_SCHEDULE"),
-    drainSchedule: schedule(env, "DRAIN_SCHEDULE"),
-    drainBudgetMs: number(env, "DRAIN_BUDGET_MS", 20000, { min: 100, max: 55000, integer: true }),
-    streamMaxlen: number(env, "STREAM_MAXLEN", 100000, { min: 1, max: 1e9, integer: true }),
-    alertsMaxlen: number(env, "ALERTS_MAXLEN", 10000, { min: 1, max: 1e9, integer: true }),
-    priceAlertPercent: number(env, "PRICE_ALERT_PERCENT", 2.0, {
-      min: 0.01,
-      max: 100,
-      integer: false,
-    }),
-    volumeSpikeFactor: number(env, "VOLUME_SPIKE_FACTOR", 3.0, {
-      min: 1,
-      max: 1000,
-      integer: false,
-    }),
-    pendingWarn: number(env, "PENDING_WARN", 100, { min: 0, max: 1e9, integer: true }),
-    claimIdleMs: number(env, "CLAIM_IDLE_MS", 60000, { min: 10, max: 86400000, integer: true }),
-    maxDeliveries: number(env, "MAX_DELIVERIES", 5, { min: 1, max: 1000, integer: true }),
-    consumerIdleMs: number(env, "CONSUMER_IDLE_MS", 3600000, {
+    cronEnabled: read.boolean("CRON_ENABLED", true),
+    emitSchedule: read.schedule("EMIT_SCHEDULE"),
+    drainSchedule: read.schedule("DRAIN_SCHEDULE"),
+    drainBudgetMs: read.integer("DRAIN_BUDGET_MS", { fallback: 20000, min: 100, max: 55000 }),
+    streamMaxlen: read.integer("STREAM_MAXLEN", { fallback: 100000, min: 1, max: 1e9 }),
+    alertsMaxlen: read.integer("ALERTS_MAXLEN", { fallback: 10000, min: 1, max: 1e9 }),
+    priceAlertPercent: read.number("PRICE_ALERT_PERCENT", { fallback: 2.0, min: 0.01, max: 100 }),
+    volumeSpikeFactor: read.number("VOLUME_SPIKE_FACTOR", { fallback: 3.0, min: 1, max: 1000 }),
+    pendingWarn: read.integer("PENDING_WARN", { fallback: 100, min: 0, max: 1e9 }),
+    claimIdleMs: read.integer("CLAIM_IDLE_MS", { fallback: 60000, min: 10, max: 86400000 }),
+    maxDeliveries: read.integer("MAX_DELIVERIES", { fallback: 5, min: 1, max: 1000 }),
+    consumerIdleMs: read.integer("CONSUMER_IDLE_MS", {
+      fallback: 3600000,
       min: 1000,
       max: 30 * 86400000,
-      integer: true,
     }),
-    maxLag: number(env, "MAX_LAG", 1000000, { min: 1, max: 1e9, integer: true }),
-    databasePath: text(env, "DATABASE_PATH", "./data/quotes.db"),
+    maxLag: read.integer("MAX_LAG", { fallback: 1000000, min: 1, max: 1e9 }),
+    databasePath: read.text("DATABASE_PATH", "./data/quotes.db"),
     databaseUrl: databaseUrl === "" ? undefined : databaseUrl,
-    liveMaxMs: number(env, "LIVE_MAX_MS", 25000, { min: 100, max: 3600000, integer: true }),
-    liveMaxClients: number(env, "LIVE_MAX_CLIENTS", 200, { min: 1, max: 100000, integer: true }),
+    liveMaxMs: read.integer("LIVE_MAX_MS", { fallback: 25000, min: 100, max: 3600000 }),
+    liveMaxClients: read.integer("LIVE_MAX_CLIENTS", { fallback: 200, min: 1, max: 100000 }),
   };
 }

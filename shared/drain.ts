@@ -13,17 +13,20 @@ import type { Config } from "./config.ts";
 import { decodeQuote, fieldsToRecord, type Quote, QuoteDecodeError } from "./quotes.ts";
 import type { AlertDraft, Analysis } from "./analysis/types.ts";
 import { acquireLease, type Lease, leaseKey, releaseLease, renewLease } from "./lease.ts";
-import {
-  commitEntries,
-  type CommitResult,
-  deleteIdleConsumers,
-  ensureGroup,
-  groupsInfo,
-  pendingEntries,
-  readFenced,
-  type StreamEntry,
-  trimStream,
-} from "./stream.ts";
+import { type CommitResult, openStream, type Stream, type StreamEntry } from "./stream.ts";
+
+/**
+ * What the drain engine needs from the outside world: a function's `Deps`
+ * (shared/http.ts) has all of it, and tests pass their own.
+ */
+export interface DrainDeps {
+  /** Validated settings. */
+  config: Config;
+  /** Returns the Redis client; a drain or replay calls it once and uses that client throughout. */
+  redis(): Redis;
+  /** Clock in ms since the epoch. */
+  now(): number;
+}
 
 /** A decoded entry handed to a sink. */
 export interface SinkEntry {
@@ -73,11 +76,6 @@ export interface DrainOptions {
    * @default {consumerName("drain")}
    */
   consumer?: string;
-  /**
-   * Clock, in ms since the epoch.
-   * @default {Date.now}
-   */
-  now?: () => number;
 }
 
 /** What one drain did. */
@@ -140,16 +138,26 @@ export function consumerName(trigger: string): string {
 
 const readyGroups = new Set<string>();
 
-/** Creates every group once per isolate and stream (idempotent). */
+/**
+ * Creates every group once per isolate and stream (idempotent); asks `deps`
+ * for a client only when some group is not known to exist yet.
+ *
+ * @example
+ * ```ts
+ * await ensureGroups(deps, ["price-alerts", "quote-store"]);
+ * ```
+ */
 export async function ensureGroups(
-  redis: Redis,
-  config: Config,
+  deps: Pick<DrainDeps, "config" | "redis">,
   groups: readonly string[],
 ): Promise<void> {
+  const { config } = deps;
+  let stream: Stream | undefined;
   for (const group of groups) {
     const tag = `${config.redisUrl}|${config.streamKey}|${group}`;
     if (readyGroups.has(tag)) continue;
-    await ensureGroup(redis, config.streamKey, group);
+    stream ??= openStream(deps.redis(), config.streamKey);
+    await stream.group(group).ensure();
     readyGroups.add(tag);
   }
 }
@@ -166,6 +174,13 @@ interface Delivered {
   sourceId?: string;
 }
 
+/** A delivered entry, decoded: the quote, or why it could not be decoded. */
+interface Decoded {
+  item: Delivered;
+  quote?: Quote;
+  error?: unknown;
+}
+
 interface ChunkOutcome {
   acked: number;
   failed: number;
@@ -179,12 +194,18 @@ function errorText(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
-function alertFields(
-  alert: AlertDraft,
-  sourceId: string,
-  group: string,
-  now: number,
-): string[] {
+/** Where an alert came from and when it is written. */
+interface AlertOrigin {
+  /** Id of the quote in the main stream. */
+  sourceId: string;
+  /** Group whose step produced it. */
+  group: string;
+  /** Time of writing, in ms since the epoch. */
+  now: number;
+}
+
+function alertFields(alert: AlertDraft, origin: AlertOrigin): string[] {
+  const { sourceId, group, now } = origin;
   return [
     "type",
     alert.type,
@@ -203,7 +224,18 @@ function alertFields(
   ];
 }
 
-function deadLetterFields(group: string, item: Delivered, error: string, now: number): string[] {
+/** Why and when a group gave up on an entry. */
+interface Failure {
+  /** Group whose handler gave up. */
+  group: string;
+  /** Error text. */
+  error: string;
+  /** Time of writing, in ms since the epoch. */
+  now: number;
+}
+
+function deadLetterFields(item: Delivered, failure: Failure): string[] {
+  const { group, error, now } = failure;
   return [
     "group",
     group,
@@ -220,11 +252,22 @@ function deadLetterFields(group: string, item: Delivered, error: string, now: nu
   ];
 }
 
-/** How a processed chunk is committed: acking pending entries, or replaying dead letters. */
-interface CommitMode {
-  /** Lease checked at commit. */
-  fence: Lease;
-  /** Dead-letter stream the ids come from, for a replay. */
+/** What the private steps of one drain or replay share. */
+interface ChunkContext {
+  /** Validated settings. */
+  config: Config;
+  /** The quote stream, on the one client of this drain or replay. */
+  stream: Stream;
+  /** The group's processor. */
+  processor: Processor;
+  /** Clock in ms since the epoch. */
+  now: () => number;
+  /** Lease held for the group, checked by every read, claim and commit. */
+  lease: Lease;
+  /**
+   * How a processed chunk is committed: undefined acks pending entries; for a
+   * replay, the dead-letter stream the ids come from (deleted instead of acked).
+   */
   deadSource?: string;
 }
 
@@ -234,14 +277,8 @@ interface CommitMode {
  * letters in the same commit; other failures stay pending, and so do later
  * entries of the same symbol, so per-symbol order holds on retry.
  */
-async function processChunk(
-  redis: Redis,
-  config: Config,
-  processor: Processor,
-  chunk: Delivered[],
-  mode: CommitMode,
-  now: () => number,
-): Promise<ChunkOutcome> {
+async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promise<ChunkOutcome> {
+  const { config, stream, processor, now, lease, deadSource } = ctx;
   const group = processor.group;
   const ackIds: string[] = [];
   const alerts: string[][] = [];
@@ -253,43 +290,45 @@ async function processChunk(
   let deferred = 0;
   let deadLettered = 0;
   let alertCount = 0;
-  const decoded: { item: Delivered; quote?: Quote; error?: unknown }[] = chunk.map((item) => {
+  const decoded: Decoded[] = chunk.map((item) => {
     try {
       return { item, quote: decodeQuote(item.entry.fields) };
     } catch (error) {
       return { item, error };
     }
   });
-  function fail(item: Delivered, error: unknown, symbol: string | undefined): void {
+  /** Dead-letters `d` when it cannot succeed on a retry, else leaves it (and its symbol) pending. */
+  function fail(d: Decoded, error: unknown): void {
+    const { item } = d;
     const exhausted = error instanceof QuoteDecodeError ||
-      item.deliveries >= config.maxDeliveries || mode.deadSource !== undefined;
+      item.deliveries >= config.maxDeliveries || deadSource !== undefined;
     if (exhausted) {
       deadLetters.push(
-        deadLetterFields(group, item, errorText(error), now()),
+        deadLetterFields(item, { group, error: errorText(error), now: now() }),
       );
       ackIds.push(item.entry.id);
       deadLettered += 1;
     } else {
       failed += 1;
-      if (symbol !== undefined) blocked.add(symbol);
+      if (d.quote !== undefined) blocked.add(d.quote.symbol);
     }
   }
   const hashWrites: [string, string, string][] = [];
   if (isSink(processor)) {
     const good = decoded.filter((d) => d.quote !== undefined);
-    for (const d of decoded) if (d.quote === undefined) fail(d.item, d.error, undefined);
+    for (const d of decoded) if (d.quote === undefined) fail(d, d.error);
     try {
       if (good.length > 0) {
         await processor.write(good.map((d) => ({ id: d.item.entry.id, quote: d.quote! })));
       }
       for (const d of good) ackIds.push(d.item.entry.id);
     } catch (error) {
-      for (const d of good) fail(d.item, error, d.quote!.symbol);
+      for (const d of good) fail(d, error);
     }
   } else {
     const key = stateKey(config, group);
     const symbols = [...new Set(decoded.flatMap((d) => d.quote ? [d.quote.symbol] : []))];
-    const stored = symbols.length > 0 ? await redis.hmget(key, ...symbols) : [];
+    const stored = symbols.length > 0 ? await stream.redis.hmget(key, ...symbols) : [];
     const states = new Map<string, unknown>();
     symbols.forEach((symbol, i) => {
       const raw = stored[i];
@@ -302,7 +341,7 @@ async function processChunk(
     };
     for (const d of decoded) {
       if (d.quote === undefined) {
-        fail(d.item, d.error, undefined);
+        fail(d, d.error);
         continue;
       }
       const symbol = d.quote.symbol;
@@ -312,16 +351,18 @@ async function processChunk(
         continue;
       }
       try {
-        const result = processor.step(states.get(symbol), d.quote, settings);
+        const result = processor.step(states.get(symbol), { quote: d.quote, settings });
         states.set(symbol, result.state);
         touched.add(symbol);
         for (const alert of result.alerts) {
-          alerts.push(alertFields(alert, d.item.sourceId ?? d.item.entry.id, group, now()));
+          alerts.push(
+            alertFields(alert, { sourceId: d.item.sourceId ?? d.item.entry.id, group, now: now() }),
+          );
         }
         alertCount += result.alerts.length;
         ackIds.push(d.item.entry.id);
       } catch (error) {
-        fail(d.item, error, symbol);
+        fail(d, error);
       }
     }
     for (const symbol of touched) {
@@ -330,7 +371,7 @@ async function processChunk(
   }
   const counters: [string, string, number][] = [];
   let commitIds = ackIds;
-  if (mode.deadSource) {
+  if (deadSource) {
     // A replay deletes every attempted dead letter; those that failed again
     // are re-added below with their new error, the rest leave for good.
     const succeeded = ackIds.length - deadLettered;
@@ -339,9 +380,7 @@ async function processChunk(
   } else if (deadLettered > 0) {
     counters.push([deadCountKey(config), group, deadLettered]);
   }
-  const commit = await commitEntries(redis, config.streamKey, {
-    group,
-    ids: commitIds,
+  const commit = await stream.group(group).commit(commitIds, {
     alertsKey: config.alertsKey,
     alertsMaxLen: config.alertsMaxlen,
     alerts,
@@ -350,13 +389,14 @@ async function processChunk(
     deadKey: config.deadLetterKey,
     counters,
     uncount: notAttempted,
-    fence: { key: mode.fence.key, token: mode.fence.token },
-    deadSource: mode.deadSource,
+    fence: { key: lease.key, token: lease.token },
+    deadSource,
   });
   return { acked: ackIds.length, failed, deferred, deadLettered, alerts: alertCount, commit };
 }
 
-function emptyResult(group: string, consumer: string, budgetMs: number): DrainResult {
+function emptyResult(start: Pick<DrainResult, "group" | "consumer" | "budgetMs">): DrainResult {
+  const { group, consumer, budgetMs } = start;
   return {
     group,
     consumer,
@@ -389,22 +429,21 @@ export function leaseTtlMs(config: Config): number {
  *
  * @example
  * ```ts
- * const result = await drainGroup(redis, config, priceAlerts, { budgetMs: 5000 });
+ * const result = await drainGroup(deps, priceAlerts, { budgetMs: 5000 });
  * result.acked;
  * ```
  */
 export async function drainGroup(
-  redis: Redis,
-  config: Config,
+  deps: DrainDeps,
   processor: Processor,
   options: DrainOptions = {},
 ): Promise<DrainResult> {
+  const { config, now } = deps;
   const {
     count = 100,
     budgetMs = config.drainBudgetMs,
     maxChunks = Infinity,
     consumer = consumerName("drain"),
-    now = Date.now,
   } = options;
   if (!Number.isInteger(count) || count < 1 || count > 1000) {
     throw new RangeError(
@@ -416,17 +455,25 @@ export async function drainGroup(
       `Cannot drain as 'budgetMs' must be from 0 to 55000: current value is ${budgetMs}`,
     );
   }
+  if (maxChunks !== Infinity && (!Number.isInteger(maxChunks) || maxChunks < 1)) {
+    throw new RangeError(
+      `Cannot drain as 'maxChunks' must be an integer >= 1 or Infinity: current value is ${maxChunks}`,
+    );
+  }
   const group = processor.group;
   const started = now();
-  const result = emptyResult(group, consumer, budgetMs);
-  await ensureGroups(redis, config, [group]);
-  const ttl = leaseTtlMs(config);
-  const lease = await acquireLease(redis, leaseKey(config.streamKey, group), ttl);
+  const result = emptyResult({ group, consumer, budgetMs });
+  const redis = deps.redis();
+  const stream = openStream(redis, config.streamKey);
+  await ensureGroups({ config, redis: () => redis }, [group]);
+  const ttlMs = leaseTtlMs(config);
+  const lease = await acquireLease(redis, leaseKey(config.streamKey, group), { ttlMs });
   if (lease === null) {
     result.busy = true;
-    await finish(redis, config, result, started, now);
+    await finish({ stream, now, started }, result);
     return result;
   }
+  const ctx: ChunkContext = { config, stream, processor, now, lease };
   let waiting = false;
   try {
     let chunks = 0;
@@ -435,20 +482,13 @@ export async function drainGroup(
       const elapsed = now() - started;
       if (chunks > 0 && elapsed + slowestChunk > budgetMs) break;
       const chunkStart = now();
-      if (chunks > 0 && !(await renewLease(redis, lease, ttl))) break;
-      const chunk = await nextChunk(redis, config, group, consumer, count, lease);
+      if (chunks > 0 && !(await renewLease(redis, lease, { ttlMs }))) break;
+      const chunk = await nextChunk(ctx, { consumer, count });
       if (chunk.waiting) waiting = true;
       if (chunk.items.length === 0) break;
       result.read += chunk.items.length;
       result.claimed += chunk.claimed;
-      const outcome = await processChunk(
-        redis,
-        config,
-        processor,
-        chunk.items,
-        { fence: lease },
-        now,
-      );
+      const outcome = await processChunk(ctx, chunk.items);
       if (outcome.commit.status !== "ok") {
         // Lost the lease (fenced) or raced a commit: nothing of this chunk was
         // written, the entries stay pending and the next holder retries them.
@@ -468,33 +508,40 @@ export async function drainGroup(
         break;
       }
     }
-    await deleteIdleConsumers(redis, config.streamKey, group, {
-      idleMs: config.consumerIdleMs,
-      keep: consumer,
-    });
-    await trimStream(redis, config.streamKey, {
-      maxLen: config.streamMaxlen,
-      limit: Math.max(1000, result.acked * 2),
-    });
+    await stream.group(group).deleteIdleConsumers(config.consumerIdleMs, { keep: consumer });
+    await stream.trim(config.streamMaxlen, { limit: Math.max(1000, result.acked * 2) });
   } finally {
     await releaseLease(redis, lease).catch(() => false);
   }
-  await finish(redis, config, result, started, now);
+  await finish({ stream, now, started }, result);
   result.more = result.more || waiting;
   return result;
 }
 
-async function finish(
-  redis: Redis,
-  config: Config,
-  result: DrainResult,
-  started: number,
-  now: () => number,
-): Promise<void> {
-  const info = (await groupsInfo(redis, config.streamKey)).find((g) => g.name === result.group);
+/** What the last step of a drain needs. */
+interface DrainRun {
+  /** The quote stream, on the drain's client. */
+  stream: Stream;
+  /** Clock in ms since the epoch. */
+  now: () => number;
+  /** When the drain started. */
+  started: number;
+}
+
+/** Fills in the group's lag, whether more is waiting, and the time spent. */
+async function finish(run: DrainRun, result: DrainResult): Promise<void> {
+  const info = (await run.stream.groups()).find((g) => g.name === result.group);
   result.lag = info?.lag ?? null;
   result.more = (info?.lag ?? 0) > 0 || (info?.pending ?? 0) > 0;
-  result.durationMs = now() - started;
+  result.durationMs = run.now() - run.started;
+}
+
+/** Who reads the next chunk, and at most how many entries. */
+interface ChunkRequest {
+  /** Consumer that reads or claims. */
+  consumer: string;
+  /** Most entries in the chunk. */
+  count: number;
 }
 
 /**
@@ -503,17 +550,16 @@ async function finish(
  * is pending, since reading past a pending entry would break symbol order.
  */
 async function nextChunk(
-  redis: Redis,
-  config: Config,
-  group: string,
-  consumer: string,
-  count: number,
-  lease: Lease,
+  ctx: ChunkContext,
+  request: ChunkRequest,
 ): Promise<{ items: Delivered[]; claimed: number; waiting: boolean }> {
+  const { config, stream, processor, lease } = ctx;
+  const { consumer, count } = request;
+  const group = stream.group(processor.group);
   // Reads and claims are fenced like commits: a holder whose lease expired
   // between two commands must not take entries ahead of the new holder.
   const fence = { key: lease.key, token: lease.token };
-  const pending = await pendingEntries(redis, config.streamKey, group, { count });
+  const pending = await group.pendingEntries({ count });
   if (pending.length > 0) {
     let claimable = 0;
     while (claimable < pending.length && pending[claimable].idleMs >= config.claimIdleMs) {
@@ -521,10 +567,7 @@ async function nextChunk(
     }
     if (claimable === 0) return { items: [], claimed: 0, waiting: true };
     const deliveries = new Map(pending.map((p) => [p.id, p.deliveries + 1]));
-    const claimed = await readFenced(redis, config.streamKey, {
-      group,
-      consumer,
-      fence,
+    const claimed = await group.readFenced(consumer, fence, {
       count: claimable,
       claim: { minIdleMs: config.claimIdleMs, start: pending[0].id },
     });
@@ -535,7 +578,7 @@ async function nextChunk(
     }));
     return { items, claimed: items.length, waiting: claimed.entries.length < pending.length };
   }
-  const read = await readFenced(redis, config.streamKey, { group, consumer, fence, count });
+  const read = await group.readFenced(consumer, fence, { count });
   if (read.status === "fenced") return { items: [], claimed: 0, waiting: true };
   const items = read.entries.map((entry) => ({ entry, deliveries: 1 }));
   return { items, claimed: 0, waiting: false };
@@ -573,6 +616,9 @@ export interface DeadLetter {
   datetime: string;
 }
 
+/** Most dead letters one replay handles. */
+export const MAX_REPLAY = 1000;
+
 /** Parses a dead-letter stream entry. */
 export function parseDeadLetter(entry: StreamEntry): DeadLetter {
   const r = fieldsToRecord(entry.fields);
@@ -593,28 +639,118 @@ export function parseDeadLetter(entry: StreamEntry): DeadLetter {
   };
 }
 
+const DEAD_LETTER_PAGE = 500;
+
+/** Options of {@linkcode findDeadLetters}. */
+export interface FindDeadLettersOptions {
+  /**
+   * Only the dead letters of this group; undefined finds every group's.
+   * @default {undefined}
+   */
+  group?: string;
+  /**
+   * Most dead letters to return.
+   * @default {100}
+   */
+  limit?: number;
+  /**
+   * Newest first instead of oldest first.
+   * @default {false}
+   */
+  newestFirst?: boolean;
+}
+
 /**
- * Runs a group's handler again on its dead letters (all, or the given ids)
- * with the same atomic commit as a drain: a success leaves the dead-letter
- * stream, a failure stays with its new error. The quote is not re-added to
- * the main stream, since the other groups already processed it.
+ * Reads entries of the dead-letter stream `deadLetters`, page by page, keeping
+ * those of the given group, until `limit` are found or the stream ends.
  *
  * @example
  * ```ts
- * const result = await replayDeadLetters(redis, config, priceAlerts, { entries });
+ * const entries = await findDeadLetters(openStream(redis, config.deadLetterKey), {
+ *   group: "price-alerts",
+ *   limit: 10,
+ * });
+ * entries.map(parseDeadLetter);
+ * ```
+ */
+export async function findDeadLetters(
+  deadLetters: Stream,
+  options: FindDeadLettersOptions = {},
+): Promise<StreamEntry[]> {
+  const { group, limit = 100, newestFirst = false } = options;
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new RangeError(
+      `Cannot find dead letters as 'limit' must be an integer >= 1: current value is ${limit}`,
+    );
+  }
+  const found: StreamEntry[] = [];
+  let cursor: string | undefined;
+  while (found.length < limit) {
+    const page = await deadLetters.range({
+      reverse: newestFirst,
+      count: DEAD_LETTER_PAGE,
+      ...(cursor === undefined
+        ? {}
+        : newestFirst
+        ? { end: `(${cursor}` }
+        : { start: `(${cursor}` }),
+    });
+    for (const entry of page) {
+      if (group === undefined || parseDeadLetter(entry).group === group) found.push(entry);
+      if (found.length >= limit) break;
+    }
+    if (page.length < DEAD_LETTER_PAGE) break;
+    cursor = page[page.length - 1].id;
+  }
+  return found;
+}
+
+/** Options of {@linkcode replayDeadLetters}. */
+export interface ReplayOptions {
+  /**
+   * Dead letters to replay, as entries of the dead-letter stream.
+   * @default {the group's dead letters, oldest first, at most MAX_REPLAY}
+   */
+  entries?: StreamEntry[];
+}
+
+/**
+ * Runs a group's handler again on its dead letters (all, or the given
+ * entries) with the same atomic commit as a drain: a success leaves the
+ * dead-letter stream, a failure stays with its new error. The quote is not
+ * re-added to the main stream, since the other groups already processed it.
+ *
+ * @example
+ * ```ts
+ * const result = await replayDeadLetters(deps, priceAlerts, { entries });
  * ```
  */
 export async function replayDeadLetters(
-  redis: Redis,
-  config: Config,
+  deps: DrainDeps,
   processor: Processor,
-  options: { entries: StreamEntry[]; now?: () => number },
+  options: ReplayOptions = {},
 ): Promise<ReplayResult> {
-  const { entries, now = Date.now } = options;
+  const { config, now } = deps;
   const group = processor.group;
+  const redis = deps.redis();
+  const entries = options.entries ??
+    await findDeadLetters(openStream(redis, config.deadLetterKey), {
+      group,
+      limit: MAX_REPLAY,
+    });
   const result: ReplayResult = { group, attempted: 0, succeeded: 0, failed: 0, busy: false };
-  const lease = await acquireLease(redis, leaseKey(config.streamKey, group), leaseTtlMs(config));
+  const lease = await acquireLease(redis, leaseKey(config.streamKey, group), {
+    ttlMs: leaseTtlMs(config),
+  });
   if (lease === null) return { ...result, busy: true };
+  const ctx: ChunkContext = {
+    config,
+    stream: openStream(redis, config.streamKey),
+    processor,
+    now,
+    lease,
+    deadSource: config.deadLetterKey,
+  };
   try {
     for (let i = 0; i < entries.length; i += 100) {
       const slice = entries.slice(i, i + 100);
@@ -629,10 +765,7 @@ export async function replayDeadLetters(
           sourceId: letter.sourceId,
         };
       });
-      const outcome = await processChunk(redis, config, processor, chunk, {
-        fence: lease,
-        deadSource: config.deadLetterKey,
-      }, now);
+      const outcome = await processChunk(ctx, chunk);
       if (outcome.commit.status !== "ok") break;
       result.attempted += chunk.length;
       result.succeeded += outcome.acked - outcome.deadLettered;

@@ -91,12 +91,28 @@ export async function readJsonBody(c: Context): Promise<Record<string, unknown>>
   return value as Record<string, unknown>;
 }
 
-/** Reads an optional integer field within a range. */
-export function intField(
-  body: Record<string, unknown>,
-  name: string,
-  { min, max, fallback }: { min: number; max: number; fallback: number },
-): number {
+/** An optional integer field of a request body: its name, range and default. */
+export interface IntField {
+  /** Field name. */
+  name: string;
+  /** Smallest value accepted. */
+  min: number;
+  /** Largest value accepted. */
+  max: number;
+  /** Value when the field is absent. */
+  fallback: number;
+}
+
+/**
+ * Reads an optional integer field within a range; 400 when it is out of range or not an integer.
+ *
+ * @example
+ * ```ts
+ * const count = intField(body, { name: "count", min: 1, max: 1000, fallback: 100 });
+ * ```
+ */
+export function intField(body: Record<string, unknown>, field: IntField): number {
+  const { name, min, max, fallback } = field;
   const value = body[name];
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {

@@ -39,32 +39,78 @@ export function leaseKey(stream: string, group: string): string {
   return `${stream}:lease:${group}`;
 }
 
+/** Options of {@linkcode acquireLease} and {@linkcode renewLease}. */
+export interface LeaseOptions {
+  /**
+   * How long the lease holds without a renewal, in ms (rounded up to a whole ms).
+   * @default {30000}
+   */
+  ttlMs?: number;
+}
+
+function ttlOf(action: string, options: LeaseOptions): number {
+  const { ttlMs = 30000 } = options;
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
+    throw new RangeError(
+      `Cannot ${action} as 'ttlMs' must be a number > 0: current value is ${ttlMs}`,
+    );
+  }
+  return Math.ceil(ttlMs);
+}
+
 /**
  * Tries to take the lease for `ttlMs`; returns null when another holder has it.
  *
  * @example
  * ```ts
- * const lease = await acquireLease(redis, leaseKey("stock_quotes", "price-alerts"), 30000);
+ * const lease = await acquireLease(redis, leaseKey("stock_quotes", "price-alerts"), {
+ *   ttlMs: 30000,
+ * });
  * if (lease) await releaseLease(redis, lease);
  * ```
  */
 export async function acquireLease(
   redis: Redis,
   key: string,
-  ttlMs: number,
+  options: LeaseOptions = {},
 ): Promise<Lease | null> {
-  const token = await runScript(redis, ACQUIRE_SCRIPT, [key, `${key}:fence`], [Math.ceil(ttlMs)]);
+  const ttlMs = ttlOf("acquire the lease", options);
+  const token = await runScript(redis, ACQUIRE_SCRIPT, {
+    keys: [key, `${key}:fence`],
+    args: [ttlMs],
+  });
   return token ? { key, token: String(token) } : null;
 }
 
-/** Extends a held lease to `ttlMs` from now; false when it was lost. */
-export async function renewLease(redis: Redis, lease: Lease, ttlMs: number): Promise<boolean> {
+/**
+ * Extends a held lease to `ttlMs` from now; false when it was lost.
+ *
+ * @example
+ * ```ts
+ * if (!(await renewLease(redis, lease, { ttlMs: 30000 }))) return; // lost it
+ * ```
+ */
+export async function renewLease(
+  redis: Redis,
+  lease: Lease,
+  options: LeaseOptions = {},
+): Promise<boolean> {
+  const ttlMs = ttlOf("renew the lease", options);
   return Number(
-    await runScript(redis, RENEW_SCRIPT, [lease.key], [lease.token, Math.ceil(ttlMs)]),
+    await runScript(redis, RENEW_SCRIPT, { keys: [lease.key], args: [lease.token, ttlMs] }),
   ) === 1;
 }
 
-/** Gives a held lease back so the next invocation need not wait for it to expire. */
+/**
+ * Gives a held lease back so the next invocation need not wait for it to expire.
+ *
+ * @example
+ * ```ts
+ * await releaseLease(redis, lease); // false when it had been lost already
+ * ```
+ */
 export async function releaseLease(redis: Redis, lease: Lease): Promise<boolean> {
-  return Number(await runScript(redis, RELEASE_SCRIPT, [lease.key], [lease.token])) === 1;
+  return Number(
+    await runScript(redis, RELEASE_SCRIPT, { keys: [lease.key], args: [lease.token] }),
+  ) === 1;
 }

@@ -19,7 +19,7 @@ import type { Redis } from "ioredis";
 import type { Config } from "./config.ts";
 import type { SinkEntry, SinkGroup } from "./drain.ts";
 import { quoteToJson } from "./quotes.ts";
-import { compareIds, updateLatest } from "./stream.ts";
+import { compareIds, openStream } from "./stream.ts";
 
 /** Consumer group name of the quote store. */
 export const QUOTE_STORE_GROUP = "quote-store";
@@ -419,7 +419,7 @@ function latestHashKey(streamKey: string): string {
  * @example
  * ```ts
  * const sink = quoteStoreSink({ config, redis: () => redis });
- * await drainGroup(redis, config, sink, { budgetMs: 2000 });
+ * await drainGroup({ config, redis: () => redis, now: Date.now }, sink, { budgetMs: 2000 });
  * ```
  */
 export function quoteStoreSink(deps: QuoteStoreSinkDeps): SinkGroup {
@@ -435,8 +435,7 @@ export function quoteStoreSink(deps: QuoteStoreSinkDeps): SinkGroup {
           newest.set(entry.quote.symbol, entry);
         }
       }
-      await updateLatest(
-        deps.redis(),
+      await openStream(deps.redis(), deps.config.streamKey).updateLatest(
         latestHashKey(deps.config.streamKey),
         [...newest.values()].map((entry) => ({
           field: entry.quote.symbol,

@@ -187,8 +187,18 @@ export function decodeQuote(fields: string[] | Record<string, string>): Quote {
   return quote;
 }
 
+/** Options of {@linkcode quoteToJson}. */
+export interface QuoteJsonOptions {
+  /**
+   * Stream entry id, put first as `id`; undefined leaves `id` out.
+   * @default {undefined}
+   */
+  id?: string;
+}
+
 /** Plain JSON view of a quote, with the stream's snake_case field names. */
-export function quoteToJson(quote: Quote, id?: string): Record<string, unknown> {
+export function quoteToJson(quote: Quote, options: QuoteJsonOptions = {}): Record<string, unknown> {
+  const { id } = options;
   return {
     ...(id ? { id } : {}),
     symbol: quote.symbol,

@@ -80,6 +80,15 @@ export function getRedis(url: string): Redis {
   return client;
 }
 
+/** Options of {@linkcode closeRedis}. */
+export interface CloseRedisOptions {
+  /**
+   * Longest wait for QUIT to end the connection before it is cut, in ms.
+   * @default {1000}
+   */
+  timeoutMs?: number;
+}
+
 /**
  * Closes a client so the process can exit: QUIT when connected (waiting at
  * most `timeoutMs`), else a plain disconnect.
@@ -89,7 +98,13 @@ export function getRedis(url: string): Redis {
  * await closeRedis(createRedis("redis://127.0.0.1:6379"));
  * ```
  */
-export async function closeRedis(redis: Redis, timeoutMs = 1000): Promise<void> {
+export async function closeRedis(redis: Redis, options: CloseRedisOptions = {}): Promise<void> {
+  const { timeoutMs = 1000 } = options;
+  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
+    throw new RangeError(
+      `Cannot close Redis client as 'timeoutMs' must be a number >= 0: current value is ${timeoutMs}`,
+    );
+  }
   for (const [url, client] of clients) if (client === redis) clients.delete(url);
   if (redis.status === "end") return;
   if (redis.status === "ready") {

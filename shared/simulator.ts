@@ -193,7 +193,8 @@ function standardNormal(random: () => number): number {
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
 }
 
-function uniform(random: () => number, min: number, max: number): number {
+function uniform(random: () => number, range: { min: number; max: number }): number {
+  const { min, max } = range;
   return min + (max - min) * random();
 }
 
@@ -248,12 +249,18 @@ function validateOptions(
   return { symbols, ticks, now, random };
 }
 
-function step(
-  previous: SymbolState | undefined,
-  profile: SymbolProfile,
-  date: string,
-  random: () => number,
-): SymbolState {
+/** What one tick of a symbol depends on besides its previous state. */
+interface TickContext {
+  /** The symbol's price and volume profile. */
+  profile: SymbolProfile;
+  /** UTC date (yyyy-mm-dd) of the tick. */
+  date: string;
+  /** Source of uniform numbers in [0, 1). */
+  random: () => number;
+}
+
+function step(previous: SymbolState | undefined, tick: TickContext): SymbolState {
+  const { profile, date, random } = tick;
   const last = previous?.price ?? profile.basePrice;
   const isNewSession = previous === undefined || previous.sessionDate !== date;
   // A brand-new symbol starts as if yesterday closed at its base price.
@@ -266,17 +273,17 @@ function step(
   jump *= 1 - JUMP_DECAY;
   if (random() < JUMP_PROBABILITY) {
     const direction = random() < 0.5 ? -1 : 1;
-    jump += direction * Math.log(1 + uniform(random, 0.025, 0.05));
+    jump += direction * Math.log(1 + uniform(random, { min: 0.025, max: 0.05 }));
     // News moves are what the price alert is for: make sure the jump clears 2%
     // against the previous close even when the walk had drifted the other way.
-    const floor = Math.log(1.021) + uniform(random, 0, 0.01);
+    const floor = Math.log(1.021) + uniform(random, { min: 0, max: 0.01 });
     if (direction * (walk + jump) < floor) jump = direction * floor - walk;
   }
   const price = prevClose * Math.exp(walk + jump);
 
   let volume = profile.baseVolume *
     Math.exp(VOLUME_SIGMA * standardNormal(random) - (VOLUME_SIGMA * VOLUME_SIGMA) / 2);
-  if (random() < VOLUME_SPIKE_PROBABILITY) volume *= uniform(random, 4, 8);
+  if (random() < VOLUME_SPIKE_PROBABILITY) volume *= uniform(random, { min: 4, max: 8 });
   const tickVolume = Math.max(1, Math.round(volume));
 
   const published = publish(price);
@@ -338,7 +345,11 @@ export function simulateTicks(
     for (let s = 0; s < symbols.length; s++) {
       const symbol = symbols[s];
       const datetime = new Date(ms).toISOString();
-      const current = step(next[symbol], profiles[s], datetime.slice(0, 10), random);
+      const current = step(next[symbol], {
+        profile: profiles[s],
+        date: datetime.slice(0, 10),
+        random,
+      });
       next[symbol] = current;
       const price = publish(current.price);
       const change = round2(price - current.prevClose);

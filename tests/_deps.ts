@@ -5,7 +5,8 @@
  */
 
 import type { Redis } from "ioredis";
-import { loadConfig } from "../shared/config.ts";
+import { type Config, loadConfig } from "../shared/config.ts";
+import type { DrainDeps } from "../shared/drain.ts";
 import type { Deps } from "../shared/http.ts";
 import { createRandom } from "../shared/simulator.ts";
 
@@ -44,4 +45,9 @@ export function testDeps(url: string, client: Redis, options: TestDepsOptions = 
     now,
     random: createRandom(seed),
   };
+}
+
+/** Drain-engine deps on `client` with the real clock, for calling drainGroup or replayDeadLetters. */
+export function drainDeps(config: Config, client: Redis): DrainDeps {
+  return { config, redis: () => client, now: Date.now };
 }

@@ -17,13 +17,7 @@ import type { Deps } from "../shared/http.ts";
 import { createRandom } from "../shared/simulator.ts";
 import { emitQuotes } from "../functions/emit_quotes.ts";
 import { decodeQuote, fieldsToRecord, QuoteDecodeError } from "../shared/quotes.ts";
-import {
-  compareIds,
-  groupsInfo,
-  rangeEntries,
-  type StreamEntry,
-  streamInfo,
-} from "../shared/stream.ts";
+import { compareIds, openStream, type StreamEntry } from "../shared/stream.ts";
 
 /** One alert, reduced to what a serial pass determines (no message text or wall time). */
 export interface AlertRecord {
@@ -50,6 +44,14 @@ export interface GroupOutcome {
 /** Outcome per group name. */
 export type Outcome = Record<string, GroupOutcome>;
 
+/** Where an outcome is read: a client, and the settings that name the keys. */
+export interface Target {
+  /** Client the reads go to. */
+  redis: Redis;
+  /** Settings naming the streams and hashes. */
+  config: Config;
+}
+
 /** Value of an alert as the engine writes it to the alerts stream. */
 export function storedValue(value: number): string {
   return String(Number(value.toFixed(6)));
@@ -70,14 +72,23 @@ export function isSinkProcessor(processor: Processor): boolean {
 
 /** Every entry of a stream, oldest first, read in pages. */
 export async function readAllEntries(redis: Redis, key: string): Promise<StreamEntry[]> {
+  const stream = openStream(redis, key);
   const out: StreamEntry[] = [];
   let start = "-";
   for (;;) {
-    const page = await rangeEntries(redis, key, { start, count: 1000 });
+    const page = await stream.range({ start, count: 1000 });
     out.push(...page);
     if (page.length < 1000) return out;
     start = `(${page[page.length - 1].id}`;
   }
+}
+
+/** What {@linkcode referencePass} runs over the entries. */
+export interface PassInput {
+  /** Analyses to run, each on its own. */
+  analyses: readonly Analysis[];
+  /** Settings every step gets. */
+  settings: AnalysisSettings;
 }
 
 /**
@@ -85,11 +96,8 @@ export async function readAllEntries(redis: Redis, key: string): Promise<StreamE
  * each quote's step gets the state the previous quote of that symbol left.
  * Entries that cannot be decoded have no effect (the engine dead-letters them).
  */
-export function referencePass(
-  entries: readonly StreamEntry[],
-  analyses: readonly Analysis[],
-  settings: AnalysisSettings,
-): Outcome {
+export function referencePass(entries: readonly StreamEntry[], input: PassInput): Outcome {
+  const { analyses, settings } = input;
   const outcome: Outcome = {};
   for (const analysis of analyses) {
     const states = new Map<string, unknown>();
@@ -102,7 +110,7 @@ export function referencePass(
         if (error instanceof QuoteDecodeError) continue;
         throw error;
       }
-      const result = analysis.step(states.get(quote.symbol), quote, settings);
+      const result = analysis.step(states.get(quote.symbol), { quote, settings });
       states.set(quote.symbol, result.state);
       for (const alert of result.alerts) {
         alerts.push({
@@ -124,21 +132,21 @@ export function referencePass(
 
 /** The reference outcome of the analysis groups among `processors`, from the stream in Redis. */
 export async function referenceOutcome(
-  redis: Redis,
-  config: Config,
+  target: Target,
   processors: readonly Processor[],
 ): Promise<Outcome> {
+  const { redis, config } = target;
   const entries = await readAllEntries(redis, config.streamKey);
   const analyses = processors.filter((p) => !isSinkProcessor(p)) as Analysis[];
-  return referencePass(entries, analyses, settingsOf(config));
+  return referencePass(entries, { analyses, settings: settingsOf(config) });
 }
 
 /** What the engine left in Redis for each of `groups`: its alerts and its state hash. */
 export async function actualOutcome(
-  redis: Redis,
-  config: Config,
+  target: Target,
   groups: readonly string[],
 ): Promise<Outcome> {
+  const { redis, config } = target;
   const outcome: Outcome = {};
   for (const group of groups) outcome[group] = { alerts: [], states: {} };
   for (const entry of await readAllEntries(redis, config.alertsKey)) {
@@ -253,8 +261,18 @@ export function isEmptyDiff(diff: OutcomeDiff): boolean {
       diff.outOfOrder.length + diff.states.length === 0;
 }
 
+/** Options of {@linkcode formatDiff}. */
+export interface FormatDiffOptions {
+  /**
+   * Most lines listed per kind of difference.
+   * @default {10}
+   */
+  limit?: number;
+}
+
 /** A readable report of a diff, at most `limit` lines per kind. */
-export function formatDiff(diff: OutcomeDiff, limit = 10): string {
+export function formatDiff(diff: OutcomeDiff, options: FormatDiffOptions = {}): string {
+  const { limit = 10 } = options;
   const lines: string[] = [];
   function section(title: string, items: string[]): void {
     if (items.length === 0) return;
@@ -282,12 +300,12 @@ export function formatDiff(diff: OutcomeDiff, limit = 10): string {
  * each described as "group: lag=L pending=P"; empty when all are.
  */
 export async function groupsBehind(
-  redis: Redis,
-  config: Config,
+  target: Target,
   groups: readonly string[],
 ): Promise<string[]> {
-  const info = await groupsInfo(redis, config.streamKey);
-  const stream = await streamInfo(redis, config.streamKey);
+  const quotes = openStream(target.redis, target.config.streamKey);
+  const info = await quotes.groups();
+  const stream = await quotes.info();
   const behind: string[] = [];
   for (const group of groups) {
     const g = info.find((i) => i.name === group);
@@ -318,18 +336,18 @@ export interface ReferenceCheck {
  * and that every group, sinks included, has lag 0 and nothing pending.
  */
 export async function assertMatchesReference(
-  redis: Redis,
-  config: Config,
+  target: Target,
   processors: readonly Processor[],
 ): Promise<ReferenceCheck> {
-  const behind = await groupsBehind(redis, config, processors.map((p) => p.group));
+  const { redis, config } = target;
+  const behind = await groupsBehind(target, processors.map((p) => p.group));
   if (behind.length > 0) {
     throw new AssertionError({ message: `groups not caught up:\n  ${behind.join("\n  ")}` });
   }
   const entries = await readAllEntries(redis, config.streamKey);
   const analyses = processors.filter((p) => !isSinkProcessor(p)) as Analysis[];
-  const expected = referencePass(entries, analyses, settingsOf(config));
-  const actual = await actualOutcome(redis, config, analyses.map((a) => a.group));
+  const expected = referencePass(entries, { analyses, settings: settingsOf(config) });
+  const actual = await actualOutcome(target, analyses.map((a) => a.group));
   const diff = diffOutcomes(expected, actual);
   if (!isEmptyDiff(diff)) {
     throw new AssertionError({
@@ -395,12 +413,22 @@ export interface QuoteFeed {
   readonly emitted: number;
 }
 
+/** Options of {@linkcode quoteFeed}. */
+export interface QuoteFeedOptions {
+  /**
+   * How far the quote clock moves per call, in ms.
+   * @default {90 * 60_000}
+   */
+  stepMs?: number;
+}
+
 /**
  * Emits through `emitQuotes` with a seeded random and a quote clock that
  * starts on 2 Jan 2024 at 20:00 UTC and moves `stepMs` per call (90 minutes
  * by default), so sessions change and jumps and volume spikes fire alerts.
  */
-export function quoteFeed(deps: Deps, seed: number, stepMs = 90 * 60_000): QuoteFeed {
+export function quoteFeed(deps: Deps, seed: number, options: QuoteFeedOptions = {}): QuoteFeed {
+  const { stepMs = 90 * 60_000 } = options;
   let clock = Date.UTC(2024, 0, 2, 20);
   let emitted = 0;
   const feedDeps: Deps = { ...deps, now: () => clock, random: createRandom(seed) };

@@ -15,6 +15,15 @@ export interface SseEvent {
   data: string;
 }
 
+/** Options of {@linkcode SseReader.readUntil}. */
+export interface ReadUntilOptions {
+  /**
+   * Longest wait, in ms.
+   * @default {5000}
+   */
+  timeoutMs?: number;
+}
+
 /** Reads events from an SSE response body. */
 export class SseReader {
   /** Every event dispatched so far. */
@@ -31,6 +40,7 @@ export class SseReader {
   #buffer = "";
   #pending: Promise<ReadableStreamReadResult<string>> | undefined;
 
+  /** Reads `body`, a response body of text/event-stream. */
   constructor(body: ReadableStream<Uint8Array>) {
     this.#reader = body.pipeThrough(new TextDecoderStream()).getReader();
   }
@@ -52,7 +62,8 @@ export class SseReader {
   }
 
   /** Reads until `until()` holds, the stream ends, or `timeoutMs` passes; returns whether it holds. */
-  async readUntil(until: () => boolean, timeoutMs = 5000): Promise<boolean> {
+  async readUntil(until: () => boolean, options: ReadUntilOptions = {}): Promise<boolean> {
+    const { timeoutMs = 5000 } = options;
     const deadline = Date.now() + timeoutMs;
     while (!until() && !this.done) {
       const left = deadline - Date.now();

@@ -43,7 +43,7 @@ function run<S>(
   let state = initial;
   const alerts: AlertDraft[][] = [];
   for (const q of quotes) {
-    const result = analysis.step(state, q, SETTINGS);
+    const result = analysis.step(state, { quote: q, settings: SETTINGS });
     state = result.state;
     alerts.push(result.alerts);
   }
@@ -153,13 +153,13 @@ const WILDER_RSI = [
 ];
 
 Deno.test("pushWindow appends and keeps only the last values", () => {
-  assert.deepEqual(pushWindow([], 1, 3), [1]);
-  assert.deepEqual(pushWindow([1, 2, 3], 4, 3), [2, 3, 4]);
+  assert.deepEqual(pushWindow([], { value: 1, size: 3 }), [1]);
+  assert.deepEqual(pushWindow([1, 2, 3], { value: 4, size: 3 }), [2, 3, 4]);
 });
 
 Deno.test("pushWindow does not mutate the window it is given", () => {
   const window = deepFreeze([1, 2, 3]);
-  pushWindow(window, 4, 3);
+  pushWindow(window, { value: 4, size: 3 });
   assert.deepEqual(window, [1, 2, 3]);
 });
 
@@ -174,7 +174,7 @@ Deno.test("EMA is null until N values, seeds with their SMA, then smooths with 2
   let state: EmaState | undefined;
   const values: (number | null)[] = [];
   for (const value of [2, 4, 6, 8, 10, 4]) {
-    state = emaStep(state, value, 3);
+    state = emaStep(state, { value, period: 3 });
     values.push(state.value);
   }
   // Seed (2+4+6)/3 = 4; alpha 0.5: 4+0.5*(8-4) = 6, 6+0.5*(10-6) = 8, 8+0.5*(4-8) = 6.
@@ -183,13 +183,13 @@ Deno.test("EMA is null until N values, seeds with their SMA, then smooths with 2
 
 Deno.test("EMA(12) of a linear series lags it by (N-1)/2 once seeded", () => {
   let state: EmaState | undefined;
-  for (let price = 1; price <= 30; price++) state = emaStep(state, price, 12);
+  for (let price = 1; price <= 30; price++) state = emaStep(state, { value: price, period: 12 });
   assertClose(state?.value ?? null, 30 - 5.5);
 });
 
 Deno.test("EMA step does not mutate its input state", () => {
   const seeding = deepFreeze<EmaState>({ seed: [1, 2], value: null });
-  assert.deepEqual(emaStep(seeding, 3, 3), { seed: [], value: 2 });
+  assert.deepEqual(emaStep(seeding, { value: 3, period: 3 }), { seed: [], value: 2 });
   assert.deepEqual(seeding, { seed: [1, 2], value: null });
 });
 
@@ -197,7 +197,7 @@ Deno.test("RSI(14) matches the StockCharts Wilder example to two decimals", () =
   let state: RsiState | undefined;
   const values: (number | null)[] = [];
   for (const close of WILDER_CLOSES) {
-    state = rsiStep(state, close, 14);
+    state = rsiStep(state, { price: close, period: 14 });
     values.push(rsiOf(state, 14));
   }
   assert.deepEqual(values.slice(0, 14), new Array(14).fill(null));
@@ -211,8 +211,8 @@ Deno.test("RSI is 100 when there were no losses and 0 when there were no gains",
   let up: RsiState | undefined;
   let down: RsiState | undefined;
   for (let i = 0; i <= 14; i++) {
-    up = rsiStep(up, 10 + i, 14);
-    down = rsiStep(down, 30 - i, 14);
+    up = rsiStep(up, { price: 10 + i, period: 14 });
+    down = rsiStep(down, { price: 30 - i, period: 14 });
   }
   assert.equal(rsiOf(up, 14), 100);
   assert.equal(rsiOf(down, 14), 0);
@@ -220,14 +220,14 @@ Deno.test("RSI is 100 when there were no losses and 0 when there were no gains",
 
 Deno.test("RSI of flat prices is 100 because the average loss is 0", () => {
   let state: RsiState | undefined;
-  for (let i = 0; i <= 14; i++) state = rsiStep(state, 50, 14);
+  for (let i = 0; i <= 14; i++) state = rsiStep(state, { price: 50, period: 14 });
   assert.equal(rsiOf(state, 14), 100);
 });
 
 Deno.test("RSI uses a simple average for the first period, then Wilder smoothing", () => {
   let state: RsiState | undefined;
   // Changes: +1, -1, +1 over a period of 2.
-  for (const price of [10, 11, 10, 11]) state = rsiStep(state, price, 2);
+  for (const price of [10, 11, 10, 11]) state = rsiStep(state, { price, period: 2 });
   // Seed: gain 0.5, loss 0.5; then gain (0.5*1 + 1)/2 = 0.75, loss (0.5*1 + 0)/2 = 0.25.
   assert.deepEqual(state, { last: 11, changes: 2, avgGain: 0.75, avgLoss: 0.25 });
   assert.equal(rsiOf(state, 2), 75);
@@ -249,14 +249,18 @@ Deno.test("price alert fires once per crossing and re-arms below the threshold",
 });
 
 Deno.test("price alert skips quotes without changePercent and keeps its state", () => {
-  const first = priceAlerts.step(undefined, quote(), SETTINGS);
+  const first = priceAlerts.step(undefined, { quote: quote(), settings: SETTINGS });
   assert.deepEqual(first, { state: { armed: true }, alerts: [] });
-  const fired = priceAlerts.step(undefined, quote({ changePercent: 8 }), SETTINGS);
-  const skipped = priceAlerts.step(fired.state, quote(), SETTINGS);
+  const fired = priceAlerts.step(undefined, {
+    quote: quote({ changePercent: 8 }),
+    settings: SETTINGS,
+  });
+  const skipped = priceAlerts.step(fired.state, { quote: quote(), settings: SETTINGS });
   assert.deepEqual(skipped, { state: { armed: false }, alerts: [] });
   // Still disarmed: a move that stays above the threshold is the same crossing.
   assert.deepEqual(
-    priceAlerts.step(skipped.state, quote({ changePercent: 9 }), SETTINGS).alerts,
+    priceAlerts.step(skipped.state, { quote: quote({ changePercent: 9 }), settings: SETTINGS })
+      .alerts,
     [],
   );
 });
@@ -292,8 +296,15 @@ Deno.test("volume window keeps the last 20 volumes", () => {
   const { state } = run(volumeAnalysis, volumes.map((volume) => quote({ volume })));
   assert.deepEqual(state?.volumes, volumes.slice(5));
   // Average of 6..25 is 15.5, so 3 x 15.5 = 46.5 is the threshold.
-  assert.deepEqual(volumeAnalysis.step(state, quote({ volume: 46 }), SETTINGS).alerts, []);
-  assert.equal(volumeAnalysis.step(state, quote({ volume: 62 }), SETTINGS).alerts[0].value, 4);
+  assert.deepEqual(
+    volumeAnalysis.step(state, { quote: quote({ volume: 46 }), settings: SETTINGS }).alerts,
+    [],
+  );
+  assert.equal(
+    volumeAnalysis.step(state, { quote: quote({ volume: 62 }), settings: SETTINGS }).alerts[0]
+      .value,
+    4,
+  );
 });
 
 Deno.test("volume spike never fires on a zero average", () => {
@@ -384,16 +395,22 @@ Deno.test("market events open a session, then report new highs and lows", () => 
 });
 
 Deno.test("market events open a new session on the next UTC date", () => {
-  const first = marketEvents.step(undefined, quote({ price: 100 }), SETTINGS);
-  const next = marketEvents.step(first.state, quote({ price: 90 }, 24 * 60), SETTINGS);
+  const first = marketEvents.step(undefined, { quote: quote({ price: 100 }), settings: SETTINGS });
+  const next = marketEvents.step(first.state, {
+    quote: quote({ price: 90 }, 24 * 60),
+    settings: SETTINGS,
+  });
   assert.deepEqual(types([next.alerts]), [["session_open"]]);
   assert.equal(next.alerts[0].value, 90);
   assert.deepEqual(next.state, { session: "2024-01-03", high: 90, low: 90 });
 });
 
 Deno.test("market events ignore a late quote from an older session", () => {
-  const first = marketEvents.step(undefined, quote({ price: 100 }), SETTINGS);
-  const late = marketEvents.step(first.state, quote({ price: 500 }, -24 * 60), SETTINGS);
+  const first = marketEvents.step(undefined, { quote: quote({ price: 100 }), settings: SETTINGS });
+  const late = marketEvents.step(first.state, {
+    quote: quote({ price: 500 }, -24 * 60),
+    settings: SETTINGS,
+  });
   assert.deepEqual(late, { state: { session: "2024-01-02", high: 100, low: 100 }, alerts: [] });
 });
 
@@ -411,8 +428,7 @@ for (const analysis of ANALYSES) {
     for (const q of quotes) {
       const result = analysis.step(
         JSON.parse(JSON.stringify(state ?? null)) ?? undefined,
-        q,
-        SETTINGS,
+        { quote: q, settings: SETTINGS },
       );
       state = result.state;
       alerts.push(result.alerts);
@@ -427,7 +443,7 @@ for (const analysis of ANALYSES) {
     let state: unknown;
     for (const q of randomWalk(120)) {
       const before = structuredClone(state);
-      const result = analysis.step(deepFreeze(state), q, SETTINGS);
+      const result = analysis.step(deepFreeze(state), { quote: q, settings: SETTINGS });
       assert.deepEqual(state, before);
       state = result.state;
     }

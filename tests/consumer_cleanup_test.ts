@@ -6,13 +6,7 @@ import type { Config } from "../shared/config.ts";
 import { type DrainResult, resetGroupCache } from "../shared/drain.ts";
 import type { Deps } from "../shared/http.ts";
 import { closeQuoteStores } from "../shared/quote_store.ts";
-import {
-  ackEntries,
-  consumersInfo,
-  deleteIdleConsumers,
-  pendingEntries,
-  readGroup,
-} from "../shared/stream.ts";
+import { openStream } from "../shared/stream.ts";
 import { testDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
 
@@ -40,7 +34,8 @@ async function fresh(env: Record<string, string> = {}): Promise<
 }
 
 async function consumerNames(redis: Redis, config: Config): Promise<string[]> {
-  return (await consumersInfo(redis, config.streamKey, GROUP)).map((c) => c.name).sort();
+  return (await openStream(redis, config.streamKey).group(GROUP).consumers()).map((c) => c.name)
+    .sort();
 }
 
 /** Reads `count` entries as `consumer`, acking them when `ack` (which leaves it empty). */
@@ -51,10 +46,10 @@ async function take(
   count: number,
   ack: boolean,
 ): Promise<string[]> {
-  const entries = await readGroup(redis, config.streamKey, GROUP, consumer, { count });
+  const entries = await openStream(redis, config.streamKey).group(GROUP).read(consumer, { count });
   assert.equal(entries.length, count);
   const ids = entries.map((e) => e.id);
-  if (ack) assert.equal(await ackEntries(redis, config.streamKey, GROUP, ids), count);
+  if (ack) assert.equal(await openStream(redis, config.streamKey).group(GROUP).ack(ids), count);
   return ids;
 }
 
@@ -76,27 +71,25 @@ Deno.test("idle consumers with pending entries survive cleanup and empty idle on
     "recent-holder",
   ]);
 
-  const removed = await deleteIdleConsumers(redis, config.streamKey, GROUP, {
-    idleMs: config.consumerIdleMs,
-  });
+  const removed = await openStream(redis, config.streamKey).group(GROUP)
+    .deleteIdleConsumers(config.consumerIdleMs);
   assert.deepEqual(removed.sort(), ["acked-1", "acked-2"]);
   assert.deepEqual(await consumerNames(redis, config), ["holder", "recent-empty", "recent-holder"]);
   // The survivor still owns its entries: nothing it held was dropped from the group.
-  const pending = await pendingEntries(redis, config.streamKey, GROUP, { consumer: "holder" });
+  const pending = await openStream(redis, config.streamKey).group(GROUP).pendingEntries({
+    consumer: "holder",
+  });
   assert.deepEqual(pending.map((p) => p.id), held);
   assert.ok(pending[0].idleMs > IDLE_MS);
 
   // A second pass later removes the consumer that became empty and idle, and no other.
   await sleep(IDLE_MS + 100);
-  const later = await deleteIdleConsumers(redis, config.streamKey, GROUP, {
-    idleMs: config.consumerIdleMs,
-    keep: "recent-empty",
-  });
+  const later = await openStream(redis, config.streamKey).group(GROUP)
+    .deleteIdleConsumers(config.consumerIdleMs, { keep: "recent-empty" });
   assert.deepEqual(later, []);
   assert.deepEqual(await consumerNames(redis, config), ["holder", "recent-empty", "recent-holder"]);
-  const final = await deleteIdleConsumers(redis, config.streamKey, GROUP, {
-    idleMs: config.consumerIdleMs,
-  });
+  const final = await openStream(redis, config.streamKey).group(GROUP)
+    .deleteIdleConsumers(config.consumerIdleMs);
   assert.deepEqual(final, ["recent-empty"]);
   assert.deepEqual(await consumerNames(redis, config), ["holder", "recent-holder"]);
 });
@@ -114,7 +107,7 @@ Deno.test("a drain removes empty idle consumers but never one holding entries it
   assert.equal(result.read, 0);
   assert.equal(result.more, true);
   assert.deepEqual(await consumerNames(redis, config), ["holder"]);
-  const pending = await pendingEntries(redis, config.streamKey, GROUP);
+  const pending = await openStream(redis, config.streamKey).group(GROUP).pendingEntries();
   assert.deepEqual(pending.map((p) => [p.id, p.consumer]), held.map((id) => [id, "holder"]));
 });
 
@@ -134,7 +127,7 @@ Deno.test("a consumer whose entries were claimed away goes once idle, and the dr
   assert.equal(result.more, false);
   // The crashed consumer is empty and idle: gone. The drain's own consumer is kept.
   assert.deepEqual(await consumerNames(redis, config), [result.consumer]);
-  assert.deepEqual(await pendingEntries(redis, config.streamKey, GROUP), []);
+  assert.deepEqual(await openStream(redis, config.streamKey).group(GROUP).pendingEntries(), []);
 
   await sleep(IDLE_MS + 100);
   await emitQuotes(deps, { ticks: 1 });

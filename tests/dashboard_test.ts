@@ -63,7 +63,7 @@ Deno.test("the committed dashboard bundle is served and revalidates with its ETa
 Deno.test("the committed dashboard bundle is what deno task bundle builds from web/", async () => {
   const dir = await Deno.makeTempDir({ prefix: "tickstream-bundle-" });
   try {
-    const built = await bundleDashboard(`${dir}/dashboard.js`);
+    const built = await bundleDashboard({ outFile: `${dir}/dashboard.js` });
     const root = new URL("../static/", import.meta.url);
     assert.ok(
       (await Deno.readTextFile(built.js)) ===

@@ -17,13 +17,7 @@ import type { Deps } from "../shared/http.ts";
 import { acquireLease, leaseKey, releaseLease } from "../shared/lease.ts";
 import { fieldsToRecord } from "../shared/quotes.ts";
 import { closeRedis, createRedis } from "../shared/redis.ts";
-import {
-  compareIds,
-  consumersInfo,
-  groupsInfo,
-  pendingEntries,
-  type StreamEntry,
-} from "../shared/stream.ts";
+import { compareIds, openStream, type StreamEntry } from "../shared/stream.ts";
 import {
   actualOutcome,
   assertMatchesReference,
@@ -34,6 +28,7 @@ import {
   referencePass,
   settingsOf,
 } from "./_reference.ts";
+import { drainDeps } from "./_deps.ts";
 import { startRedis, type TestRedis } from "./_redis_server.ts";
 
 const TECHNICAL: Analysis = technicalAnalysis;
@@ -65,11 +60,11 @@ async function fixture(
 function failingOn(failing: Set<string>): Analysis {
   return {
     group: GROUP,
-    step(state, quote, settings) {
+    step(state, { quote, settings }) {
       if (failing.has(`${quote.symbol}@${quote.timestamp}`)) {
         throw new Error(`handler failed on ${quote.symbol} ${quote.datetime}`);
       }
-      return TECHNICAL.step(state, quote, settings);
+      return TECHNICAL.step(state, { quote, settings });
     },
   };
 }
@@ -84,7 +79,9 @@ function quoteKey(entry: StreamEntry): string {
   return `${record.symbol}@${Number(record.timestamp)}`;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 Deno.test("the drain engine", async (t) => {
   const server = await startRedis();
@@ -99,22 +96,21 @@ Deno.test("the drain engine", async (t) => {
         const heldBack = tsla.slice(2);
         const processor = failingOn(new Set([quoteKey(failed)]));
 
-        const result = await drainGroup(redis, config, processor, { count: 100 });
+        const result = await drainGroup(drainDeps(config, redis), processor, { count: 100 });
 
         assert.equal(result.read, 40);
         assert.equal(result.failed, 1);
         assert.equal(result.deferred, heldBack.length);
         assert.equal(result.acked, 40 - 1 - heldBack.length);
         assert.equal(result.more, true);
-        const pending = await pendingEntries(redis, config.streamKey, GROUP);
+        const pending = await openStream(redis, config.streamKey).group(GROUP).pendingEntries();
         assert.deepEqual(pending.map((p) => p.id), [failed, ...heldBack].map((e) => e.id));
         // TSLA stopped right before its failing quote; every other symbol went on.
         const expectedBefore = referencePass(
           entries.filter((e) => symbolOf(e) !== "TSLA" || compareIds(e.id, failed.id) < 0),
-          [technicalAnalysis],
-          settingsOf(config),
+          { analyses: [technicalAnalysis], settings: settingsOf(config) },
         )[GROUP];
-        const actual = (await actualOutcome(redis, config, [GROUP]))[GROUP];
+        const actual = (await actualOutcome({ redis, config }, [GROUP]))[GROUP];
         assert.deepEqual(actual.states, expectedBefore.states);
         assert.deepEqual(actual.alerts, expectedBefore.alerts);
       },
@@ -128,27 +124,33 @@ Deno.test("the drain engine", async (t) => {
         const failing = new Set([quoteKey(failed)]);
         const processor = failingOn(failing);
         // Two ticks: NVDA's first quote fails and holds back its second.
-        const first = await drainGroup(redis, config, processor, { count: 16 });
+        const first = await drainGroup(drainDeps(config, redis), processor, { count: 16 });
         assert.equal(first.failed, 1);
         assert.equal(first.deferred, 1);
         assert.equal(first.acked, 14);
         failing.clear();
 
         // Before the failed entry may be retried, no drain reads past it.
-        const early = await drainGroup(redis, config, processor, { count: 100, budgetMs: 1000 });
+        const early = await drainGroup(drainDeps(config, redis), processor, {
+          count: 100,
+          budgetMs: 1000,
+        });
         assert.equal(early.read, 0);
         assert.equal(early.more, true);
         assert.equal(early.lag, 24);
 
         await sleep(config.claimIdleMs + 50);
-        const retry = await drainGroup(redis, config, processor, { count: 100, budgetMs: 5000 });
+        const retry = await drainGroup(drainDeps(config, redis), processor, {
+          count: 100,
+          budgetMs: 5000,
+        });
 
         assert.equal(retry.claimed, 2);
         assert.equal(retry.acked, 26);
         assert.equal(retry.more, false);
-        const delivered = await pendingEntries(redis, config.streamKey, GROUP);
+        const delivered = await openStream(redis, config.streamKey).group(GROUP).pendingEntries();
         assert.equal(delivered.length, 0);
-        await assertMatchesReference(redis, config, [technicalAnalysis]);
+        await assertMatchesReference({ redis, config }, [technicalAnalysis]);
       },
     );
 
@@ -160,16 +162,15 @@ Deno.test("the drain engine", async (t) => {
         // Every quote takes 10 ms of the injected clock, so a 10-entry chunk takes 100 ms.
         const slow: Processor = {
           group: GROUP,
-          step(state, quote, settings) {
+          step(state, { quote, settings }) {
             clock += 10;
-            return TECHNICAL.step(state, quote, settings);
+            return TECHNICAL.step(state, { quote, settings });
           },
         };
 
-        const result = await drainGroup(redis, config, slow, {
+        const result = await drainGroup({ ...drainDeps(config, redis), now: () => clock }, slow, {
           count: 10,
           budgetMs: 350,
-          now: () => clock,
         });
 
         // After 3 chunks 300 ms are spent and a 4th (100 ms) could end past 350 ms.
@@ -179,7 +180,9 @@ Deno.test("the drain engine", async (t) => {
         assert.ok(result.durationMs <= result.budgetMs);
         assert.equal(result.lag, 10);
         assert.equal(result.more, true);
-        const group = (await groupsInfo(redis, config.streamKey)).find((g) => g.name === GROUP);
+        const group = (await openStream(redis, config.streamKey).groups()).find((g) =>
+          g.name === GROUP
+        );
         assert.equal(group?.pending, 0);
       },
     );
@@ -191,15 +194,14 @@ Deno.test("the drain engine", async (t) => {
         let clock = 0;
         const slow: Processor = {
           group: GROUP,
-          step(state, quote, settings) {
+          step(state, { quote, settings }) {
             clock += 10;
-            return TECHNICAL.step(state, quote, settings);
+            return TECHNICAL.step(state, { quote, settings });
           },
         };
-        const result = await drainGroup(redis, config, slow, {
+        const result = await drainGroup({ ...drainDeps(config, redis), now: () => clock }, slow, {
           count: 10,
           budgetMs: 1000,
-          now: () => clock,
         });
         assert.equal(result.acked, 40);
         assert.equal(result.lag, 0);
@@ -226,7 +228,7 @@ Deno.test("the drain engine", async (t) => {
         assert.ok(!("error" in r), JSON.stringify(r));
         assert.ok(r.consumer.startsWith(`cron-${r.group}@${host}:`), r.consumer);
       }
-      const consumers = await consumersInfo(redis, config.streamKey, GROUP);
+      const consumers = await openStream(redis, config.streamKey).group(GROUP).consumers();
       assert.deepEqual(
         consumers.map((c) => c.name).sort(),
         [
@@ -241,10 +243,12 @@ Deno.test("the drain engine", async (t) => {
       "a drain reports busy and does nothing while another invocation holds the group's lease",
       async () => {
         const { config } = await fixture(server, redis, 5);
-        const lease = await acquireLease(redis, leaseKey(config.streamKey, GROUP), 10_000);
+        const lease = await acquireLease(redis, leaseKey(config.streamKey, GROUP), {
+          ttlMs: 10_000,
+        });
         assert.ok(lease);
 
-        const busy = await drainGroup(redis, config, technicalAnalysis, { count: 100 });
+        const busy = await drainGroup(drainDeps(config, redis), technicalAnalysis, { count: 100 });
 
         assert.equal(busy.busy, true);
         assert.equal(busy.read, 0);
@@ -252,14 +256,16 @@ Deno.test("the drain engine", async (t) => {
         assert.equal(busy.lag, 40);
         assert.equal(busy.more, true);
         assert.equal(await redis.hlen(stateKey(config, GROUP)), 0);
-        const group = (await groupsInfo(redis, config.streamKey)).find((g) => g.name === GROUP);
+        const group = (await openStream(redis, config.streamKey).groups()).find((g) =>
+          g.name === GROUP
+        );
         assert.equal(group?.pending, 0);
 
         assert.equal(await releaseLease(redis, lease), true);
-        const free = await drainGroup(redis, config, technicalAnalysis, { count: 100 });
+        const free = await drainGroup(drainDeps(config, redis), technicalAnalysis, { count: 100 });
         assert.equal(free.busy, false);
         assert.equal(free.acked, 40);
-        await assertMatchesReference(redis, config, [technicalAnalysis]);
+        await assertMatchesReference({ redis, config }, [technicalAnalysis]);
       },
     );
 
@@ -267,7 +273,7 @@ Deno.test("the drain engine", async (t) => {
       const { config, deps } = await fixture(server, redis, 20);
       const results = await drainAll(deps, { budgetMs: 5000, count: 7 });
       for (const r of results) assert.ok(!("error" in r) && !r.more, JSON.stringify(r));
-      const check = await assertMatchesReference(redis, config, processors(deps));
+      const check = await assertMatchesReference({ redis, config }, processors(deps));
       assert.equal(check.entries, 160);
     });
   } finally {

@@ -8,7 +8,7 @@ import { findProcessor, GROUP_NAMES } from "../shared/groups.ts";
 import type { Deps } from "../shared/http.ts";
 import { closeQuoteStores } from "../shared/quote_store.ts";
 import { closeRedis, createRedis } from "../shared/redis.ts";
-import { testDeps } from "./_deps.ts";
+import { drainDeps, testDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
 
 const server = await startRedis();
@@ -122,7 +122,7 @@ Deno.test("invalid idempotency keys answer 400 and a 200-character key is accept
 
 Deno.test("a key whose first attempt was refused by backpressure can be retried", async () => {
   const { deps, app, redis } = await fresh({ MAX_LAG: "5" });
-  await ensureGroups(redis, deps.config, GROUP_NAMES);
+  await ensureGroups(drainDeps(deps.config, redis), GROUP_NAMES);
   assert.equal((await app.request("/emit-quotes", emit(undefined))).status, 200);
   const refused = await app.request("/emit-quotes", emit("retry-me"));
   assert.equal(refused.status, 429);
@@ -130,14 +130,14 @@ Deno.test("a key whose first attempt was refused by backpressure can be retried"
   await refused.body?.cancel();
   assert.deepEqual(await idempotencyRecords(redis), [], "the failed attempt freed its key");
   for (const group of GROUP_NAMES) {
-    await drainGroup(redis, deps.config, findProcessor(deps, group)!);
+    await drainGroup(drainDeps(deps.config, redis), findProcessor(deps, group)!);
   }
   const retried = await app.request("/emit-quotes", emit("retry-me"));
   assert.equal(retried.status, 200);
   const text = await retried.text();
   assert.equal(await redis.xlen("stock_quotes"), 2 * BATCH);
   for (const group of GROUP_NAMES) {
-    await drainGroup(redis, deps.config, findProcessor(deps, group)!);
+    await drainGroup(drainDeps(deps.config, redis), findProcessor(deps, group)!);
   }
   const repeat = await app.request("/emit-quotes", emit("retry-me"));
   assert.equal(await repeat.text(), text);

@@ -3,7 +3,7 @@ import { loadConfig } from "../shared/config.ts";
 import { processors } from "../shared/groups.ts";
 import { closeRedis, createRedis } from "../shared/redis.ts";
 import { createRandom } from "../shared/simulator.ts";
-import { pendingSummary } from "../shared/stream.ts";
+import { openStream } from "../shared/stream.ts";
 import {
   actualOutcome,
   assertMatchesReference,
@@ -29,7 +29,9 @@ const DRIVERS_PER_GROUP = 2;
 const SEED = 20240102;
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 interface DrainReply {
   acked: number;
@@ -174,7 +176,7 @@ Deno.test("a drain survives being killed 20 times without losing or duplicating 
       // Entries the killed process had read but not committed stay pending under its consumers.
       let pendingOfKilled = 0;
       for (const group of groups) {
-        const summary = await pendingSummary(redis, config.streamKey, group);
+        const summary = await openStream(redis, config.streamKey).group(group).pending();
         for (const c of summary.consumers) {
           if (c.name.includes(`:${pid}:`)) pendingOfKilled += c.pending;
         }
@@ -194,18 +196,18 @@ Deno.test("a drain survives being killed 20 times without losing or duplicating 
       const replies = await Promise.all(groups.map((g) => finisher.drain(g, 200, 2000)));
       for (const r of replies) acked += r?.acked ?? 0;
       const settled = replies.every((r) => r !== null && !r.more && !r.busy);
-      if (settled && (await groupsBehind(redis, config, groups)).length === 0) break;
+      if (settled && (await groupsBehind({ redis, config }, groups)).length === 0) break;
       assert.ok(
         Date.now() < deadline,
-        `groups not caught up: ${await groupsBehind(redis, config, groups)}`,
+        `groups not caught up: ${await groupsBehind({ redis, config }, groups)}`,
       );
       await sleep(100);
     }
     await finisher.kill();
     app = undefined;
 
-    const expected = await referenceOutcome(redis, config, all);
-    const actual = await actualOutcome(redis, config, Object.keys(expected));
+    const expected = await referenceOutcome({ redis, config }, all);
+    const actual = await actualOutcome({ redis, config }, Object.keys(expected));
     const diff = diffOutcomes(expected, actual);
     const alerts = Object.values(expected).reduce((n, g) => n + g.alerts.length, 0);
     console.log(
@@ -219,7 +221,7 @@ Deno.test("a drain survives being killed 20 times without losing or duplicating 
     assert.ok(killedMidDrain > 0, "no kill ever landed while a drain held entries");
     // Replies lost to a kill are not counted, but no entry may be acked twice.
     assert.ok(acked <= ENTRIES * groups.length, `acked ${acked}`);
-    await assertMatchesReference(redis, config, all);
+    await assertMatchesReference({ redis, config }, all);
   } finally {
     await app?.kill();
     await closeRedis(redis);

@@ -4,8 +4,8 @@ import { drainGroup, type DrainResult, resetGroupCache, type SinkGroup } from ".
 import { GROUP_NAMES, processors } from "../shared/groups.ts";
 import { closeQuoteStores } from "../shared/quote_store.ts";
 import { closeRedis, createRedis } from "../shared/redis.ts";
-import { groupsInfo, pendingEntries } from "../shared/stream.ts";
-import { testDeps } from "./_deps.ts";
+import { openStream } from "../shared/stream.ts";
+import { drainDeps, testDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
 import { assertMatchesReference } from "./_reference.ts";
 
@@ -81,7 +81,11 @@ Deno.test("redis-server killed and restarted mid emits and drains loses no 200-a
       },
     };
     await assert.rejects(
-      drainGroup(client, config, cut, { count: CUT_COUNT, maxChunks: 1, consumer: CUT_CONSUMER }),
+      drainGroup(drainDeps(config, client), cut, {
+        count: CUT_COUNT,
+        maxChunks: 1,
+        consumer: CUT_CONSUMER,
+      }),
     );
     assert.equal(cutIds.length, CUT_COUNT);
 
@@ -121,7 +125,7 @@ Deno.test("redis-server killed and restarted mid emits and drains loses no 200-a
     restarted = true;
 
     // appendfsync always kept the cut chunk's delivery: it is still pending for the dead consumer.
-    const held = await pendingEntries(client, config.streamKey, CUT_GROUP, {
+    const held = await openStream(client, config.streamKey).group(CUT_GROUP).pendingEntries({
       consumer: CUT_CONSUMER,
     });
     assert.deepEqual(held.map((p) => p.id), cutIds);
@@ -157,7 +161,9 @@ Deno.test("redis-server killed and restarted mid emits and drains loses no 200-a
       .reduce((n, r) => n + r.claimed, 0);
     assert.ok(reclaimed >= CUT_COUNT, `${CUT_GROUP} reclaimed ${reclaimed} entries`);
     assert.deepEqual(
-      await pendingEntries(client, config.streamKey, CUT_GROUP, { consumer: CUT_CONSUMER }),
+      await openStream(client, config.streamKey).group(CUT_GROUP).pendingEntries({
+        consumer: CUT_CONSUMER,
+      }),
       [],
     );
 
@@ -176,7 +182,7 @@ Deno.test("redis-server killed and restarted mid emits and drains loses no 200-a
     assert.ok(await client.xlen(config.streamKey) >= seen.size);
 
     // Every group caught up, and its alerts and state equal one serial pass: exactly once, in order.
-    for (const g of await groupsInfo(client, config.streamKey)) {
+    for (const g of await openStream(client, config.streamKey).groups()) {
       assert.equal(g.pending, 0, `${g.name} pending`);
       assert.equal(g.lag, 0, `${g.name} lag`);
     }
@@ -187,7 +193,7 @@ Deno.test("redis-server killed and restarted mid emits and drains loses no 200-a
       return `${r.source_id}|${r.type}|${r.group}`;
     });
     assert.equal(new Set(keys).size, keys.length, "no duplicate (source_id, type, group)");
-    const check = await assertMatchesReference(client, config, processors(deps));
+    const check = await assertMatchesReference({ redis: client, config }, processors(deps));
     assert.ok(check.alerts > 0, "the comparison covers some alerts");
     assert.equal(check.alerts, alerts.length);
   } finally {

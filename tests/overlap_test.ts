@@ -20,7 +20,7 @@ import { acquireLease, type Lease, leaseKey, releaseLease } from "../shared/leas
 import { fieldsToRecord } from "../shared/quotes.ts";
 import { closeRedis, createRedis, isRedisUnavailable } from "../shared/redis.ts";
 import { createRandom } from "../shared/simulator.ts";
-import { pendingEntries } from "../shared/stream.ts";
+import { openStream } from "../shared/stream.ts";
 import {
   assertMatchesReference,
   groupsBehind,
@@ -33,12 +33,15 @@ import {
   referencePass,
   settingsOf,
 } from "./_reference.ts";
+import { drainDeps } from "./_deps.ts";
 import { startRedis, type TestRedis } from "./_redis_server.ts";
 
 const TECHNICAL: Analysis = technicalAnalysis;
 const MARKET: Analysis = marketEvents;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 /**
  * A view of a real client that awaits `before(command)` ahead of every
@@ -126,10 +129,12 @@ Deno.test("overlapping drains", async (t) => {
             }
           }
           await Promise.all(work);
-          if (round >= batches && (await groupsBehind(redis, config, groups)).length === 0) break;
+          if (round >= batches && (await groupsBehind({ redis, config }, groups)).length === 0) {
+            break;
+          }
         }
         assert.equal(feed.emitted, 2000);
-        const check = await assertMatchesReference(redis, config, all);
+        const check = await assertMatchesReference({ redis, config }, all);
         assert.equal(check.entries, 2000);
         assert.ok(check.alerts > 0, "the quotes produced no alert to check");
         assert.ok(tally.busy > 0, "no drain ever found the lease held: nothing overlapped");
@@ -159,12 +164,12 @@ Deno.test("overlapping drains", async (t) => {
           slowOnce.set(p.group, pick);
           return {
             group: analysis.group,
-            step(state, quote, settings) {
+            step(state, { quote, settings }) {
               if (pick.delete(quote.timestamp)) {
                 const until = performance.now() + 600;
                 while (performance.now() < until) { /* blocks, as a stuck isolate would */ }
               }
-              return analysis.step(state, quote, settings);
+              return analysis.step(state, { quote, settings });
             },
           } satisfies Analysis;
         });
@@ -207,7 +212,7 @@ Deno.test("overlapping drains", async (t) => {
               }
               work.push(
                 sleep(delay).then(() =>
-                  drainGroup(view, config, processor, {
+                  drainGroup(drainDeps(config, view), processor, {
                     count,
                     budgetMs: budgetMs ?? 0,
                     maxChunks: budgetMs === undefined ? 1 : Infinity,
@@ -219,14 +224,14 @@ Deno.test("overlapping drains", async (t) => {
           }
           await Promise.all(work);
           if (feed.emitted >= entriesWanted) {
-            const behind = await groupsBehind(redis, config, base.map((p) => p.group));
+            const behind = await groupsBehind({ redis, config }, base.map((p) => p.group));
             if (behind.length === 0) break;
           }
         }
         for (const error of tally.errors) {
           assert.ok(isRedisUnavailable(error), `a drain failed: ${String(error)}`);
         }
-        const check = await assertMatchesReference(redis, config, base);
+        const check = await assertMatchesReference({ redis, config }, base);
         assert.equal(check.entries, entriesWanted);
         for (const pick of slowOnce.values()) assert.equal(pick.size, 0, "a slow quote never ran");
         assert.ok(pauses > 0);
@@ -245,27 +250,33 @@ Deno.test("overlapping drains", async (t) => {
       const { config, feed } = await setup(server, clients, { CLAIM_IDLE_MS: "50" }, 13);
       await feed.emit(5);
       const entries = await readAllEntries(redis, config.streamKey);
-      const wouldAlert = referencePass(entries.slice(0, 10), [MARKET], settingsOf(config));
+      const wouldAlert = referencePass(entries.slice(0, 10), {
+        analyses: [MARKET],
+        settings: settingsOf(config),
+      });
       assert.ok(wouldAlert[MARKET.group].alerts.length > 0, "the first chunk must make alerts");
       const key = leaseKey(config.streamKey, MARKET.group);
       let stepped = false;
       let thief: Lease | null = null;
       const processor: Analysis = {
         group: MARKET.group,
-        step(state, quote, settings) {
+        step(state, { quote, settings }) {
           stepped = true;
-          return MARKET.step(state, quote, settings);
+          return MARKET.step(state, { quote, settings });
         },
       };
       // Between processing and commit, the lease expires and another invocation takes it.
       const view = hooked(redis, async () => {
         if (stepped && thief === null) {
           await redis.del(key);
-          thief = await acquireLease(redis, key, 10_000);
+          thief = await acquireLease(redis, key, { ttlMs: 10_000 });
         }
       });
 
-      const result = await drainGroup(view, config, processor, { count: 10, budgetMs: 5000 });
+      const result = await drainGroup(drainDeps(config, view), processor, {
+        count: 10,
+        budgetMs: 5000,
+      });
 
       assert.ok(thief, "the lease was never taken over");
       assert.equal(result.read, 10);
@@ -275,17 +286,21 @@ Deno.test("overlapping drains", async (t) => {
       assert.equal(result.more, true);
       assert.equal(await redis.xlen(config.alertsKey), 0);
       assert.equal(await redis.hlen(stateKey(config, MARKET.group)), 0);
-      const pending = await pendingEntries(redis, config.streamKey, MARKET.group);
+      const pending = await openStream(redis, config.streamKey).group(MARKET.group)
+        .pendingEntries();
       assert.deepEqual(pending.map((p) => p.id), entries.slice(0, 10).map((e) => e.id));
       // Its release did not free the lease of the invocation that took over.
       assert.equal(await redis.get(key), (thief as Lease).token);
 
       assert.equal(await releaseLease(redis, thief as Lease), true);
       await sleep(config.claimIdleMs + 30);
-      const next = await drainGroup(redis, config, MARKET, { count: 100, budgetMs: 5000 });
+      const next = await drainGroup(drainDeps(config, redis), MARKET, {
+        count: 100,
+        budgetMs: 5000,
+      });
       assert.equal(next.claimed, 10);
       assert.equal(next.acked, 40);
-      await assertMatchesReference(redis, config, [MARKET]);
+      await assertMatchesReference({ redis, config }, [MARKET]);
     });
 
     await t.step(
@@ -315,11 +330,14 @@ Deno.test("overlapping drains", async (t) => {
           if (aPaused || (await redis.exists(key)) === 0) return;
           aPaused = true;
           await redis.del(key);
-          b = drainGroup(viewB, config, TECHNICAL, { count: 10, maxChunks: 1 });
+          b = drainGroup(drainDeps(config, viewB), TECHNICAL, { count: 10, maxChunks: 1 });
           await bPaused;
         });
 
-        const a = await drainGroup(viewA, config, TECHNICAL, { count: 10, maxChunks: 1 });
+        const a = await drainGroup(drainDeps(config, viewA), TECHNICAL, {
+          count: 10,
+          maxChunks: 1,
+        });
         finishA();
         const bResult = await b!;
 
@@ -328,12 +346,13 @@ Deno.test("overlapping drains", async (t) => {
         assert.equal(a.acked, 0);
         assert.equal(a.read, 0, "a drain without the lease was handed entries");
         assert.deepEqual(
-          (await pendingEntries(redis, config.streamKey, TECHNICAL.group)).length,
+          (await openStream(redis, config.streamKey).group(TECHNICAL.group).pendingEntries())
+            .length,
           0,
         );
         await sleep(config.claimIdleMs + 30);
-        await drainGroup(redis, config, TECHNICAL, { count: 100, budgetMs: 5000 });
-        await assertMatchesReference(redis, config, [TECHNICAL]);
+        await drainGroup(drainDeps(config, redis), TECHNICAL, { count: 100, budgetMs: 5000 });
+        await assertMatchesReference({ redis, config }, [TECHNICAL]);
       },
     );
   } finally {

@@ -19,8 +19,8 @@ import { findProcessor, GROUP_NAMES } from "../shared/groups.ts";
 import type { Deps } from "../shared/http.ts";
 import { closeQuoteStores } from "../shared/quote_store.ts";
 import { decodeQuote, fieldsToRecord } from "../shared/quotes.ts";
-import { compareIds, pendingEntries } from "../shared/stream.ts";
-import { testDeps } from "./_deps.ts";
+import { compareIds, openStream } from "../shared/stream.ts";
+import { drainDeps, testDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
 
 const server = await startRedis();
@@ -42,12 +42,12 @@ interface Fault {
 function faulty(base: Analysis, fault: Fault): Analysis {
   return {
     group: base.group,
-    step(state, quote, settings) {
+    step(state, { quote, settings }) {
       if (quote.symbol === fault.symbol && quote.datetime === fault.datetime) {
         fault.calls += 1;
         if (fault.on) throw new Error(fault.message);
       }
-      return base.step(state, quote, settings);
+      return base.step(state, { quote, settings });
     },
   };
 }
@@ -96,7 +96,7 @@ function serialPass(
   for (const [id, fields] of entries) {
     if (skip.has(id)) continue;
     const quote = decodeQuote(fields);
-    const result = analysis.step(states.get(quote.symbol), quote, settings);
+    const result = analysis.step(states.get(quote.symbol), { quote, settings });
     states.set(quote.symbol, result.state);
     for (const a of result.alerts) {
       alerts.push(
@@ -163,14 +163,14 @@ async function poisonScenario(): Promise<Scenario> {
   const processor = faulty(priceAlerts, fault);
   const drains: DrainResult[] = [];
   for (let i = 0; i < 20; i++) {
-    const result = await drainGroup(redis, config, processor);
+    const result = await drainGroup(drainDeps(config, redis), processor);
     drains.push(result);
     if (!result.more) break;
     await sleep(CLAIM_IDLE_MS + 20);
   }
   for (const group of GROUP_NAMES) {
     if (group === priceAlerts.group) continue;
-    const result = await drainGroup(redis, config, findProcessor(deps, group)!);
+    const result = await drainGroup(drainDeps(config, redis), findProcessor(deps, group)!);
     assert.equal(result.more, false, `${group} caught up in one drain`);
     assert.equal(result.deadLettered, 1, `${group} dead-lettered only the malformed entry`);
   }
@@ -257,7 +257,7 @@ Deno.test("a malformed entry and an always-throwing entry are dead-lettered whil
     assert.deepEqual(await writtenStates(redis, config, analysis.group), serial.states);
     assert.deepEqual(await writtenAlerts(redis, config, analysis.group), serial.alerts);
   }
-  const pending = await pendingEntries(redis, config.streamKey, "price-alerts");
+  const pending = await openStream(redis, config.streamKey).group("price-alerts").pendingEntries();
   assert.deepEqual(pending, []);
 });
 
@@ -269,19 +269,20 @@ Deno.test("two always-failing entries of one symbol each get MAX_DELIVERIES hand
   const calls = new Map<string, number>();
   const processor: Analysis = {
     group: priceAlerts.group,
-    step(state, quote, settings) {
+    step(state, { quote, settings }) {
       if (failing.has(quote.datetime)) {
         calls.set(quote.datetime, (calls.get(quote.datetime) ?? 0) + 1);
         throw new Error(`cannot take ${quote.datetime}`);
       }
-      return priceAlerts.step(state as never, quote, settings);
+      return priceAlerts.step(state as never, { quote, settings });
     },
   };
-  const first = await drainGroup(redis, config, processor);
+  const first = await drainGroup(drainDeps(config, redis), processor);
   assert.equal(first.failed, 1);
   assert.equal(first.deferred, 3);
   // The held-back entries were delivered but not attempted: their delivery does not count.
-  const pending = await pendingEntries(redis, config.streamKey, priceAlerts.group);
+  const pending = await openStream(redis, config.streamKey).group(priceAlerts.group)
+    .pendingEntries();
   assert.deepEqual(pending.map((p) => p.deliveries), [1, 0, 0, 0]);
   // ... and they keep their owner and idle time, so they are retried together with the first.
   for (const p of pending) {
@@ -290,7 +291,7 @@ Deno.test("two always-failing entries of one symbol each get MAX_DELIVERIES hand
   }
   for (let i = 0; i < 20; i++) {
     await sleep(CLAIM_IDLE_MS + 20);
-    if (!(await drainGroup(redis, config, processor)).more) break;
+    if (!(await drainGroup(drainDeps(config, redis), processor)).more) break;
   }
   assert.deepEqual([...calls.values()], [MAX_DELIVERIES, MAX_DELIVERIES]);
   const dead = await deadLettersOf(redis, config, priceAlerts.group);
@@ -305,7 +306,10 @@ Deno.test("two always-failing entries of one symbol each get MAX_DELIVERIES hand
     new Set([entries[0][0], entries[1][0]]),
   );
   assert.deepEqual(await writtenStates(redis, config, priceAlerts.group), expected.states);
-  assert.deepEqual(await pendingEntries(redis, config.streamKey, priceAlerts.group), []);
+  assert.deepEqual(
+    await openStream(redis, config.streamKey).group(priceAlerts.group).pendingEntries(),
+    [],
+  );
 });
 
 Deno.test("dead letters show in /report per group and in GET /dead-letters by group and limit", async () => {
@@ -397,9 +401,12 @@ Deno.test("replay of a fixed entry succeeds, empties its dead-letter record and 
     assert.equal(g.pending, 0, `${g.name} pending`);
   }
   // The replay applied the step to the symbol's state, its alerts name the original entry.
-  const expected = priceAlerts.step(stateBefore as never, quote, {
-    priceAlertPercent: config.priceAlertPercent,
-    volumeSpikeFactor: config.volumeSpikeFactor,
+  const expected = priceAlerts.step(stateBefore as never, {
+    quote,
+    settings: {
+      priceAlertPercent: config.priceAlertPercent,
+      volumeSpikeFactor: config.volumeSpikeFactor,
+    },
   });
   assert.deepEqual(
     (await writtenStates(redis, config, "price-alerts"))[quote.symbol],
@@ -425,7 +432,7 @@ Deno.test("a replay that fails again keeps the dead letter with its new error an
     string,
     string[],
   ][];
-  const result = await replayDeadLetters(redis, config, processor, {
+  const result = await replayDeadLetters(drainDeps(config, redis), processor, {
     entries: raw.map(([id, fields]) => ({ id, fields })),
   });
   assert.deepEqual(result, {

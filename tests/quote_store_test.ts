@@ -13,7 +13,8 @@ import {
   quoteStoreSink,
 } from "../shared/quote_store.ts";
 import { encodeQuote, type Quote } from "../shared/quotes.ts";
-import { pendingSummary } from "../shared/stream.ts";
+import { openStream } from "../shared/stream.ts";
+import { drainDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
 import { siteConfig, siteDeps } from "./_site.ts";
 
@@ -263,17 +264,23 @@ Deno.test("the quote-store group is the fifth group and stores every drained quo
       close: () => store.close(),
     };
     const sink = quoteStoreSink({ config, redis: () => client, quoteStore: flaky });
-    const failed = await drainGroup(client, config, sink, { count: 20, budgetMs: 2000 });
+    const failed = await drainGroup(drainDeps(config, client), sink, { count: 20, budgetMs: 2000 });
     assert.equal(failed.acked, 0);
     assert.equal(failed.failed, 20);
-    assert.equal((await pendingSummary(client, config.streamKey, QUOTE_STORE_GROUP)).count, 20);
+    assert.equal(
+      (await openStream(client, config.streamKey).group(QUOTE_STORE_GROUP).pending()).count,
+      20,
+    );
     assert.equal((await store.history("AAPL")).length, 10);
 
     crash = false;
     await new Promise((resolve) => setTimeout(resolve, 20));
-    const result = await drainGroup(client, config, sink, { count: 20, budgetMs: 5000 });
+    const result = await drainGroup(drainDeps(config, client), sink, { count: 20, budgetMs: 5000 });
     assert.equal(result.acked, 30);
-    assert.equal((await pendingSummary(client, config.streamKey, QUOTE_STORE_GROUP)).count, 0);
+    assert.equal(
+      (await openStream(client, config.streamKey).group(QUOTE_STORE_GROUP).pending()).count,
+      0,
+    );
     const stored = [...await store.history("AAPL"), ...await store.history("MSFT")];
     assert.equal(stored.length, 30);
     assert.deepEqual(stored.map((q) => q.id).sort(), [...ids].sort());
@@ -300,7 +307,7 @@ Deno.test("the quote-store sink points the latest-quote hash at other producers'
     const newer = `${Number(b1.split("-")[0]) + 5000}-0`;
     await client.hset(key, "YYY", `{"id":"${newer}","symbol":"YYY","price":21}`);
     const sink = quoteStoreSink({ config, redis: () => client, quoteStore: store });
-    const result = await drainGroup(client, config, sink, { budgetMs: 2000 });
+    const result = await drainGroup(drainDeps(config, client), sink, { budgetMs: 2000 });
     assert.equal(result.acked, 3);
     const zzz = JSON.parse((await client.hget(key, "ZZZ"))!);
     assert.equal(zzz.id, a2);

@@ -12,8 +12,8 @@ import { closeQuoteStores } from "../shared/quote_store.ts";
 import { encodeQuote } from "../shared/quotes.ts";
 import { closeRedis, createRedis } from "../shared/redis.ts";
 import { createRandom, initialSimulatorState, simulateTicks } from "../shared/simulator.ts";
-import { appendBatch, readGroup } from "../shared/stream.ts";
-import { testDeps } from "./_deps.ts";
+import { openStream } from "../shared/stream.ts";
+import { drainDeps, testDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
 
 const server = await startRedis();
@@ -50,7 +50,10 @@ function groupOf(r: Report, name: string) {
 }
 
 async function drain(deps: Deps, group: string): Promise<void> {
-  const result = await drainGroup(deps.redis(), deps.config, findProcessor(deps, group)!);
+  const result = await drainGroup(
+    drainDeps(deps.config, deps.redis()),
+    findProcessor(deps, group)!,
+  );
   assert.equal(result.more, false);
 }
 
@@ -61,7 +64,7 @@ Deno.test("the report lists the stream, each group's consumers, pending, lag and
   const ids = (await redis.xrange(config.streamKey, "-", "+")).map(([id]) => id);
   assert.equal(ids.length, 17);
   await drain(deps, "price-alerts");
-  await readGroup(redis, config.streamKey, "volume-analysis", "reader", { count: 5 });
+  await openStream(redis, config.streamKey).group("volume-analysis").read("reader", { count: 5 });
   await sleep(20);
 
   const r = await report(app);
@@ -140,9 +143,9 @@ Deno.test("the report warns above PENDING_WARN and when the oldest pending entry
     MAX_DELIVERIES: "2",
   });
   await emitQuotes(deps, { ticks: 2 });
-  await readGroup(redis, config.streamKey, "volume-analysis", "slow", { count: 5 });
+  await openStream(redis, config.streamKey).group("volume-analysis").read("slow", { count: 5 });
   // Exactly PENDING_WARN is not above it.
-  await readGroup(redis, config.streamKey, "market-events", "slow", { count: 3 });
+  await openStream(redis, config.streamKey).group("market-events").read("slow", { count: 3 });
 
   const first = await report(app);
   assert.deepEqual(first.warnings, [
@@ -223,15 +226,15 @@ async function seedStream(deps: Deps, length: number): Promise<void> {
   await server.flush();
   resetGroupCache();
   const redis = deps.redis();
-  await ensureGroups(redis, deps.config, GROUP_NAMES);
+  await ensureGroups(drainDeps(deps.config, redis), GROUP_NAMES);
   const { quotes } = simulateTicks(initialSimulatorState(), {
     symbols: ["AAPL", "MSFT", "TSLA", "NVDA"],
     ticks: length / 4,
     now: Date.UTC(2024, 0, 2, 15),
     random: createRandom(7),
   });
-  await appendBatch(redis, deps.config.streamKey, quotes.map(encodeQuote));
-  await readGroup(redis, deps.config.streamKey, "price-alerts", "reader", { count: 3 });
+  await openStream(redis, deps.config.streamKey).append(quotes.map(encodeQuote));
+  await openStream(redis, deps.config.streamKey).group("price-alerts").read("reader", { count: 3 });
   assert.equal(await redis.xlen(deps.config.streamKey), length);
 }
 

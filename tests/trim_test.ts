@@ -6,19 +6,11 @@ import type { Config } from "../shared/config.ts";
 import { drainGroup, ensureGroups, resetGroupCache } from "../shared/drain.ts";
 import { findProcessor, GROUP_NAMES } from "../shared/groups.ts";
 import type { Deps } from "../shared/http.ts";
-import {
-  appendBatch,
-  compareIds,
-  groupsInfo,
-  oldestNeededId,
-  pendingEntries,
-  readGroup,
-  trimStream,
-} from "../shared/stream.ts";
+import { compareIds, openStream } from "../shared/stream.ts";
 import { closeQuoteStores } from "../shared/quote_store.ts";
 import { encodeQuote } from "../shared/quotes.ts";
 import { initialSimulatorState, simulateTicks } from "../shared/simulator.ts";
-import { testDeps } from "./_deps.ts";
+import { drainDeps, testDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
 
 const server = await startRedis();
@@ -73,7 +65,7 @@ async function drainFully(deps: Deps, group: string): Promise<number> {
   const { config } = deps;
   let alerts = 0;
   for (let i = 0; i < 100; i++) {
-    const result = await drainGroup(deps.redis(), config, findProcessor(deps, group)!, {
+    const result = await drainGroup(drainDeps(config, deps.redis()), findProcessor(deps, group)!, {
       budgetMs: 5000,
     });
     alerts += result.alerts;
@@ -91,16 +83,18 @@ async function drainFully(deps: Deps, group: string): Promise<number> {
 async function assertTrimmedSafely(redis: Redis, config: Config, emitted: string[]) {
   const ids = await streamIds(redis, config.streamKey);
   const present = new Set(ids);
-  const slow = (await groupsInfo(redis, config.streamKey)).find((g) => g.name === SLOW)!;
+  const slow = (await openStream(redis, config.streamKey).groups()).find((g) => g.name === SLOW)!;
   const pending = new Set(
-    (await pendingEntries(redis, config.streamKey, SLOW, { count: 1000 })).map((p) => p.id),
+    (await openStream(redis, config.streamKey).group(SLOW).pendingEntries({ count: 1000 })).map((
+      p,
+    ) => p.id),
   );
   const unacked = emitted.filter((id) =>
     pending.has(id) || compareIds(id, slow.lastDeliveredId) > 0
   );
   assert.equal(unacked.length, slow.lag! + slow.pending);
   for (const id of unacked) assert.ok(present.has(id), `unacked entry ${id} was trimmed`);
-  const needed = await oldestNeededId(redis, config.streamKey);
+  const needed = await openStream(redis, config.streamKey).oldestNeededId();
   const kept = ids.filter((id) => compareIds(id, needed!) >= 0).length;
   const expected = Math.max(Math.min(emitted.length, STREAM_MAXLEN), kept);
   assert.equal(ids.length, expected, "trimmed down to what is needed");
@@ -109,15 +103,20 @@ async function assertTrimmedSafely(redis: Redis, config: Config, emitted: string
 Deno.test("with a slow group no unacked entry is ever trimmed and emits answer 429 past MAX_LAG", async () => {
   const { deps, redis, config } = await fresh();
   const app = createApp(deps);
-  await ensureGroups(redis, config, GROUP_NAMES);
+  await ensureGroups(drainDeps(config, redis), GROUP_NAMES);
   const emitted: string[] = [];
   let refused: Response | undefined;
   for (let i = 1; i <= 40 && refused === undefined; i++) {
     // The slow group reads a little, leaves some pending, and now and then catches a chunk.
-    if (i % 3 === 0) await readGroup(redis, config.streamKey, SLOW, "slow-reader", { count: 3 });
+    if (i % 3 === 0) {
+      await openStream(redis, config.streamKey).group(SLOW).read("slow-reader", { count: 3 });
+    }
     if (i % 4 === 0) {
       await sleep(config.claimIdleMs + 10);
-      await drainGroup(redis, config, findProcessor(deps, SLOW)!, { count: 5, maxChunks: 1 });
+      await drainGroup(drainDeps(config, redis), findProcessor(deps, SLOW)!, {
+        count: 5,
+        maxChunks: 1,
+      });
     }
     const res = await app.request("/emit-quotes", emitRequest());
     if (res.status === 429) {
@@ -137,7 +136,7 @@ Deno.test("with a slow group no unacked entry is ever trimmed and emits answer 4
   assert.equal(refused.headers.get("Retry-After"), "30");
   const error = (await refused.json()).error;
   assert.match(error, new RegExp(`slowest group lags \\d+ entries: MAX_LAG is ${MAX_LAG}`));
-  const slow = (await groupsInfo(redis, config.streamKey)).find((g) => g.name === SLOW)!;
+  const slow = (await openStream(redis, config.streamKey).groups()).find((g) => g.name === SLOW)!;
   assert.ok(slow.lag! > MAX_LAG && slow.lag! <= MAX_LAG + BATCH, `lag ${slow.lag}`);
   const length = await redis.xlen(config.streamKey);
   // Memory is bounded by backpressure: what the slow group needs plus STREAM_MAXLEN at most.
@@ -170,14 +169,14 @@ Deno.test("with a slow group no unacked entry is ever trimmed and emits answer 4
 
 Deno.test("a trim removes at most its limit per call, never past what a group needs", async () => {
   const { deps, redis, config } = await fresh();
-  await ensureGroups(redis, config, GROUP_NAMES);
+  await ensureGroups(drainDeps(config, redis), GROUP_NAMES);
   const { quotes } = simulateTicks(initialSimulatorState(), {
     symbols: config.symbols,
     ticks: 50,
     now: deps.now(),
     random: deps.random,
   });
-  const added = await appendBatch(redis, config.streamKey, quotes.map(encodeQuote));
+  const added = await openStream(redis, config.streamKey).append(quotes.map(encodeQuote));
   assert.equal(added.emitted, 200);
   // Only the first 100 entries are done for every group.
   const ids = await streamIds(redis, config.streamKey);
@@ -186,7 +185,7 @@ Deno.test("a trim removes at most its limit per call, never past what a group ne
   }
   const lengths: number[] = [];
   for (let i = 0; i < 5; i++) {
-    await trimStream(redis, config.streamKey, { maxLen: STREAM_MAXLEN, limit: 30 });
+    await openStream(redis, config.streamKey).trim(STREAM_MAXLEN, { limit: 30 });
     lengths.push(await redis.xlen(config.streamKey));
   }
   assert.deepEqual(lengths, [170, 140, 110, 100, 100]);
@@ -195,7 +194,7 @@ Deno.test("a trim removes at most its limit per call, never past what a group ne
   for (const group of GROUP_NAMES) await redis.xgroup("SETID", config.streamKey, group, "$");
   const trimmed: number[] = [];
   for (let i = 0; i < 5; i++) {
-    trimmed.push(await trimStream(redis, config.streamKey, { maxLen: STREAM_MAXLEN, limit: 30 }));
+    trimmed.push(await openStream(redis, config.streamKey).trim(STREAM_MAXLEN, { limit: 30 }));
   }
   assert.deepEqual(trimmed, [30, 30, 20, 0, 0]);
   assert.equal(await redis.xlen(config.streamKey), STREAM_MAXLEN);

@@ -6,9 +6,24 @@
  * @module
  */
 
-/** Appends a value to a window, keeping only the last `size` values. */
-export function pushWindow(window: readonly number[], value: number, size: number): number[] {
-  return [...window, value].slice(-size);
+/** What {@linkcode pushWindow} appends, and how much it keeps. */
+export interface WindowInput {
+  /** Value to append. */
+  value: number;
+  /** Most values the window keeps. */
+  size: number;
+}
+
+/**
+ * Appends a value to a window, keeping only the last `size` values.
+ *
+ * @example
+ * ```ts
+ * pushWindow([1, 2, 3], { value: 4, size: 3 }); // [2, 3, 4]
+ * ```
+ */
+export function pushWindow(window: readonly number[], input: WindowInput): number[] {
+  return [...window, input.value].slice(-input.size);
 }
 
 /** Simple average of the last `period` values of a window, or null while it holds fewer. */
@@ -27,8 +42,26 @@ export interface EmaState {
   value: number | null;
 }
 
-/** Applies one value to an EMA seeded with the SMA of its first `period` values. */
-export function emaStep(state: EmaState | undefined, value: number, period: number): EmaState {
+/** What {@linkcode emaStep} applies, and over how many values. */
+export interface EmaInput {
+  /** Value to apply. */
+  value: number;
+  /** Period of the average. */
+  period: number;
+}
+
+/**
+ * Applies one value to an EMA seeded with the SMA of its first `period` values.
+ *
+ * @example
+ * ```ts
+ * let ema: EmaState | undefined;
+ * for (const price of [1, 2, 3, 4]) ema = emaStep(ema, { value: price, period: 3 });
+ * ema?.value; // 3
+ * ```
+ */
+export function emaStep(state: EmaState | undefined, input: EmaInput): EmaState {
+  const { value, period } = input;
   if (state?.value != null) {
     const alpha = 2 / (period + 1);
     return { seed: [], value: state.value + alpha * (value - state.value) };
@@ -50,8 +83,26 @@ export interface RsiState {
   avgLoss: number;
 }
 
-/** Applies one price to a Wilder RSI over `period` changes. */
-export function rsiStep(state: RsiState | undefined, price: number, period: number): RsiState {
+/** What {@linkcode rsiStep} applies, and over how many changes. */
+export interface RsiInput {
+  /** Price to apply. */
+  price: number;
+  /** Number of changes the RSI covers. */
+  period: number;
+}
+
+/**
+ * Applies one price to a Wilder RSI over `period` changes.
+ *
+ * @example
+ * ```ts
+ * let rsi: RsiState | undefined;
+ * for (const price of [10, 11, 10, 11]) rsi = rsiStep(rsi, { price, period: 2 });
+ * rsiOf(rsi, 2);
+ * ```
+ */
+export function rsiStep(state: RsiState | undefined, input: RsiInput): RsiState {
+  const { price, period } = input;
   if (state === undefined || state.last === null) {
     return { last: price, changes: 0, avgGain: 0, avgLoss: 0 };
   }

@@ -25,20 +25,33 @@ export function sessionOf(quote: Quote): string {
   return new Date(Number.isNaN(ms) ? quote.timestamp * 1000 : ms).toISOString().slice(0, 10);
 }
 
-function alert(type: string, quote: Quote, message: string): AlertDraft {
-  return { type, symbol: quote.symbol, message, value: quote.price };
+/** What an alert of {@linkcode marketEvents} says. */
+interface EventText {
+  /** Alert type. */
+  type: string;
+  /** Human readable sentence. */
+  message: string;
+}
+
+function alert(quote: Quote, text: EventText): AlertDraft {
+  return { type: text.type, symbol: quote.symbol, message: text.message, value: quote.price };
 }
 
 /** Fires "session_open", "new_session_high" and "new_session_low". */
 export const marketEvents: Analysis<MarketEventsState> = {
   group: "market-events",
-  step(state, quote) {
+  step(state, { quote }) {
     const session = sessionOf(quote);
     const price = quote.price;
     if (state === undefined || session > state.session) {
       return {
         state: { session, high: price, low: price },
-        alerts: [alert("session_open", quote, `${quote.symbol} opened ${session} at ${price}`)],
+        alerts: [
+          alert(quote, {
+            type: "session_open",
+            message: `${quote.symbol} opened ${session} at ${price}`,
+          }),
+        ],
       };
     }
     // ISO dates compare as strings; a late entry from an older session must not reset it.
@@ -46,13 +59,23 @@ export const marketEvents: Analysis<MarketEventsState> = {
     if (price > state.high) {
       return {
         state: { ...state, high: price },
-        alerts: [alert("new_session_high", quote, `${quote.symbol} new session high ${price}`)],
+        alerts: [
+          alert(quote, {
+            type: "new_session_high",
+            message: `${quote.symbol} new session high ${price}`,
+          }),
+        ],
       };
     }
     if (price < state.low) {
       return {
         state: { ...state, low: price },
-        alerts: [alert("new_session_low", quote, `${quote.symbol} new session low ${price}`)],
+        alerts: [
+          alert(quote, {
+            type: "new_session_low",
+            message: `${quote.symbol} new session low ${price}`,
+          }),
+        ],
       };
     }
     return { state, alerts: [] };

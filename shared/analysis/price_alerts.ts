@@ -16,7 +16,7 @@ export interface PriceAlertState {
 /** Fires "price_move" once per crossing of |changePercent| >= settings.priceAlertPercent. */
 export const priceAlerts: Analysis<PriceAlertState> = {
   group: "price-alerts",
-  step(state, quote, settings) {
+  step(state, { quote, settings }) {
     const current = state ?? { armed: true };
     const percent = quote.changePercent;
     if (percent === undefined) return { state: current, alerts: [] };

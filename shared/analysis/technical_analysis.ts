@@ -80,13 +80,13 @@ function rsiSignal(
 /** Tracks SMA(5/20), EMA(12/26), MACD and RSI(14); fires cross and RSI band alerts. */
 export const technicalAnalysis: Analysis<TechnicalState> = {
   group: "technical-analysis",
-  step(state, quote) {
+  step(state, { quote }) {
     const price = quote.price;
     const next: TechnicalState = {
-      prices: pushWindow(state?.prices ?? [], price, 20),
-      ema12: emaStep(state?.ema12, price, 12),
-      ema26: emaStep(state?.ema26, price, 26),
-      rsi: rsiStep(state?.rsi, price, 14),
+      prices: pushWindow(state?.prices ?? [], { value: price, size: 20 }),
+      ema12: emaStep(state?.ema12, { value: price, period: 12 }),
+      ema26: emaStep(state?.ema26, { value: price, period: 26 }),
+      rsi: rsiStep(state?.rsi, { price, period: 14 }),
     };
     const before = indicatorsOf(state);
     const after = indicatorsOf(next);

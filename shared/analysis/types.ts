@@ -1,6 +1,6 @@
 /**
- * The contract every analysis implements: a pure step from (state, quote) to
- * (new state, alerts), so that the drain engine can commit state, alerts and
+ * The contract every analysis implements: a pure step from (state, { quote,
+ * settings }) to (new state, alerts), so that the drain engine can commit state, alerts and
  * the ack together and replay any entry deterministically.
  *
  * @module
@@ -28,6 +28,14 @@ export interface AnalysisSettings {
   volumeSpikeFactor: number;
 }
 
+/** What one step applies: the quote, and the thresholds read from configuration. */
+export interface StepInput {
+  /** The quote to apply. */
+  quote: Quote;
+  /** Thresholds the analyses read from configuration. */
+  settings: AnalysisSettings;
+}
+
 /** Result of applying one quote. */
 export interface StepResult<S> {
   /** The symbol's state after the quote. */
@@ -41,5 +49,5 @@ export interface Analysis<S = unknown> {
   /** Consumer group name, e.g. "price-alerts". */
   group: string;
   /** Applies one quote to the symbol's state (undefined for a symbol never seen). Pure. */
-  step(state: S | undefined, quote: Quote, settings: AnalysisSettings): StepResult<S>;
+  step(state: S | undefined, input: StepInput): StepResult<S>;
 }

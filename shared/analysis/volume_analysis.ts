@@ -22,7 +22,7 @@ export interface VolumeState {
 /** Fires "volume_spike" when volume >= settings.volumeSpikeFactor x the previous average. */
 export const volumeAnalysis: Analysis<VolumeState> = {
   group: "volume-analysis",
-  step(state, quote, settings) {
+  step(state, { quote, settings }) {
     const volumes = state?.volumes ?? [];
     const alerts: AlertDraft[] = [];
     const average = volumes.length >= MIN_VOLUMES ? smaOf(volumes, volumes.length) : null;
@@ -37,6 +37,9 @@ export const volumeAnalysis: Analysis<VolumeState> = {
         value: ratio,
       });
     }
-    return { state: { volumes: pushWindow(volumes, quote.volume, VOLUME_WINDOW) }, alerts };
+    return {
+      state: { volumes: pushWindow(volumes, { value: quote.volume, size: VOLUME_WINDOW }) },
+      alerts,
+    };
   },
 };
