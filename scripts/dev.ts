@@ -61,6 +61,8 @@ async function main(): Promise<number> {
     }
   }
   const base = `http://localhost:${config.port}`;
+  // The trigger CLI defaults to port 8000; name the URL when the port differs.
+  const trigger = config.port === 8000 ? "deno task trigger" : `BASE_URL=${base} deno task trigger`;
   console.log(
     [
       "",
@@ -68,8 +70,8 @@ async function main(): Promise<number> {
       `  dashboard     ${base}/`,
       `  health        ${base}/health`,
       `  report        ${base}/report`,
-      `  first batch   deno task trigger emit --ticks 5`,
-      `  then drain    deno task trigger drain all`,
+      `  first batch   ${trigger} emit --ticks 5`,
+      `  then drain    ${trigger} drain all`,
       "",
     ].join("\n"),
   );
@@ -79,12 +81,24 @@ async function main(): Promise<number> {
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();
+  let stopping = false;
   function stop(): void {
+    if (stopping) return;
+    stopping = true;
+    // Deno's file watcher only exits on SIGINT; on SIGTERM it waits for the next change.
     try {
-      app.kill("SIGTERM");
+      app.kill("SIGINT");
     } catch {
       // Already stopped.
     }
+    const forced = setTimeout(() => {
+      try {
+        app.kill("SIGKILL");
+      } catch {
+        // Already stopped.
+      }
+    }, 5000);
+    app.status.finally(() => clearTimeout(forced));
   }
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
