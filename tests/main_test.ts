@@ -142,3 +142,46 @@ Deno.test("trigger explains its usage and refuses unknown commands", async () =>
   assert.equal(code, 1);
   assert.match(unreachable[0], /cannot reach/);
 });
+
+Deno.test("deno task dev starts a redis-server when none answers and stops it on exit", async () => {
+  const redisPort = freePort();
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "scripts/dev.ts"],
+    env: { REDIS_URL: `redis://127.0.0.1:${redisPort}`, PORT: String(port), CRON_ENABLED: "false" },
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const output = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let printed = "";
+  try {
+    await waitForHealth(`http://127.0.0.1:${port}`, 30000);
+    child.kill("SIGTERM");
+    const status = await child.status;
+    for (;;) {
+      const { value, done } = await output.read();
+      if (done) break;
+      printed += value;
+    }
+    assert.equal(status.code, 0);
+    assert.match(printed, new RegExp(`Starting redis-server on port ${redisPort}`));
+    assert.match(printed, /deno task trigger emit --ticks 5/);
+    assert.match(printed, /Stopped the session's redis-server/);
+    const probe = await Deno.connect({ hostname: "127.0.0.1", port: redisPort }).then(
+      (conn) => {
+        conn.close();
+        return "listening";
+      },
+      () => "closed",
+    );
+    assert.equal(probe, "closed", "the session's redis-server is gone");
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    await child.status;
+    await output.cancel().catch(() => {});
+  }
+});
