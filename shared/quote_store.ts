@@ -116,15 +116,8 @@ function checkHistory(options: HistoryOptions): { limit: number; from: number; t
   return { limit, from: from ?? 0, to: to ?? Number.MAX_VALUE };
 }
 
-interface Row {
-  id: string;
-  symbol: string;
-  price: number;
-  change_percent: number | null;
-  volume: number;
-  timestamp: number;
-  datetime: string;
-}
+// A row is exactly what the history endpoint returns.
+type Row = StoredQuote;
 
 function toRow(entry: SinkEntry): Row {
   const q = entry.quote;
