@@ -91,8 +91,14 @@ function idempotencyRedisKey(streamKey: string, key: string): string {
 
 /** Answers 429 while the slowest group lags more than MAX_LAG entries. */
 export async function checkBackpressure(deps: Deps): Promise<void> {
-  const groups = await openStream(deps.redis(), deps.config.streamKey).groups();
-  const worst = groups.reduce((max, g) => Math.max(max, g.lag ?? 0), 0);
+  const stream = openStream(deps.redis(), deps.config.streamKey);
+  const groups = await stream.groups();
+  let worst = groups.reduce((max, g) => Math.max(max, g.lag ?? 0), 0);
+  // Redis reports no lag when it cannot tell (e.g. after XDEL by another
+  // producer); the stream's length is then a safe upper bound.
+  if (groups.some((g) => g.lag === null)) {
+    worst = Math.max(worst, await stream.length());
+  }
   if (worst > deps.config.maxLag) {
     throw new BackpressureError(
       `Cannot emit while the slowest group lags ${worst} entries: MAX_LAG is ${deps.config.maxLag}`,

@@ -68,8 +68,8 @@ export async function buildReport(deps: Deps): Promise<Report> {
     const [info, groups, alertsLength, deadLength, deadCounts] = await Promise.all([
       stream.info(),
       stream.groups(),
-      redis.xlen(config.alertsKey),
-      redis.xlen(config.deadLetterKey),
+      openStream(redis, config.alertsKey).length(),
+      openStream(redis, config.deadLetterKey).length(),
       redis.hgetall(deadCountKey(config)),
     ]);
     const historyKey = `${config.streamKey}:report:lag`;

@@ -134,7 +134,7 @@ async function startRedisServer(): Promise<{ url: string; stop(): Promise<void> 
     } catch (error) {
       probe.disconnect();
       if (Date.now() > deadline) {
-        throw new Error(`redis-server did not start on ${port}`, { cause: error });
+        throw new Error(`Cannot start redis-server on port ${port}`, { cause: error });
       }
       await sleep(50);
     }

@@ -63,7 +63,9 @@ export async function bundleDashboard(options: BundleOptions = {}): Promise<Bund
   });
   const { code, stderr } = await command.output();
   if (code !== 0) {
-    throw new Error(`deno bundle failed: ${new TextDecoder().decode(stderr)}`);
+    throw new Error(
+      `Cannot bundle the dashboard: deno bundle failed: ${new TextDecoder().decode(stderr)}`,
+    );
   }
   const css = outFile.replace(/\.js$/, ".css");
   await Deno.writeTextFile(outFile, JS_HEADER + await Deno.readTextFile(outFile));

@@ -13,7 +13,13 @@ import type { Config } from "./config.ts";
 import { decodeQuote, fieldsToRecord, type Quote, QuoteDecodeError } from "./quotes.ts";
 import type { AlertDraft, Analysis } from "./analysis/types.ts";
 import { acquireLease, type Lease, leaseKey, releaseLease, renewLease } from "./lease.ts";
-import { type CommitResult, openStream, type Stream, type StreamEntry } from "./stream.ts";
+import {
+  type CommitResult,
+  compareIds,
+  openStream,
+  type Stream,
+  type StreamEntry,
+} from "./stream.ts";
 
 /**
  * What the drain engine needs from the outside world: a function's `Deps`
@@ -532,7 +538,13 @@ interface DrainRun {
 async function finish(run: DrainRun, result: DrainResult): Promise<void> {
   const info = (await run.stream.groups()).find((g) => g.name === result.group);
   result.lag = info?.lag ?? null;
-  result.more = (info?.lag ?? 0) > 0 || (info?.pending ?? 0) > 0;
+  let behind = (info?.lag ?? 0) > 0;
+  if (info !== undefined && info.lag === null) {
+    // Redis cannot tell the lag (an entry was deleted): compare positions instead.
+    const last = (await run.stream.info())?.lastGeneratedId ?? "0-0";
+    behind = compareIds(info.lastDeliveredId, last) < 0;
+  }
+  result.more = behind || (info?.pending ?? 0) > 0;
   result.durationMs = run.now() - run.started;
 }
 

@@ -476,6 +476,18 @@ export class Stream {
   }
 
   /**
+   * Counts the entries (XLEN); 0 when the stream does not exist.
+   *
+   * @example
+   * ```ts
+   * const length = await openStream(redis, "stock_alerts").length();
+   * ```
+   */
+  async length(): Promise<number> {
+    return await this.redis.xlen(this.key);
+  }
+
+  /**
    * Reads XINFO STREAM (not FULL, so its cost does not grow with the stream).
    * Returns null when the stream does not exist.
    *

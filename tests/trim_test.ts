@@ -215,6 +215,29 @@ Deno.test("the alerts stream stays approximately bounded by ALERTS_MAXLEN", asyn
   assert.equal(await redis.xlen(config.streamKey), STREAM_MAXLEN);
 });
 
+Deno.test("backpressure falls back to the stream length when Redis cannot tell a group's lag", async () => {
+  const { deps, redis, config } = await fresh();
+  const app = createApp(deps);
+  // Emit past MAX_LAG while it still passes, draining nothing.
+  while ((await openStream(redis, config.streamKey).length()) <= MAX_LAG) {
+    await emitQuotes(deps, { ticks: 10 });
+  }
+  const groups = await openStream(redis, config.streamKey).groups();
+  assert.ok(groups.every((g) => g.lag !== null && g.lag > MAX_LAG));
+  // Another producer deletes an undelivered entry: Redis no longer knows the lag.
+  const [newest] = await openStream(redis, config.streamKey).range({ reverse: true, count: 1 });
+  await redis.xdel(config.streamKey, newest.id);
+  const blind = await openStream(redis, config.streamKey).groups();
+  assert.ok(blind.every((g) => g.lag === null), "XDEL past the groups hides their lag");
+  const refused = await app.request("/emit-quotes", emitRequest());
+  assert.equal(refused.status, 429);
+  assert.match((await refused.json()).error, /lags \d+ entries: MAX_LAG is 60/);
+  // A drain still knows there is more to do.
+  const drained = await (await app.request(`/drain/${SLOW}`, { method: "POST" })).json();
+  assert.equal(drained.lag, null);
+  assert.equal(drained.more, true);
+});
+
 Deno.test("trim tests close their redis-server", async () => {
   await closeQuoteStores();
   await server.stop();
