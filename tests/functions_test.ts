@@ -233,6 +233,10 @@ Deno.test("Redis stopped mid-test gives a quick 503 and the same app recovers af
         ["/emit-quotes", post("", { ticks: 2 })],
         ["/drain/price-alerts", post("")],
         ["/report", { method: "GET" }],
+        ["/dead-letters", { method: "GET" }],
+        ["/dead-letters/price-alerts/replay", post("")],
+        ["/api/queue", { method: "GET" }],
+        ["/api/stocks/AAPL", { method: "GET" }],
         ["/health", { method: "GET" }],
       ] as const
     ) {
