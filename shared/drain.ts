@@ -19,6 +19,7 @@ import {
   openStream,
   type Stream,
   type StreamEntry,
+  TRIM_STEP,
 } from "./stream.ts";
 
 /**
@@ -515,7 +516,15 @@ export async function drainGroup(
       }
     }
     await stream.group(group).deleteIdleConsumers(config.consumerIdleMs, { keep: consumer });
-    await stream.trim(config.streamMaxlen, { limit: Math.max(1000, result.acked * 2) });
+    // Trim in bounded steps and only while the budget lasts (one step always
+    // runs); emits and later drains trim the rest.
+    let toTrim = Math.max(1000, result.acked * 2);
+    do {
+      const step = Math.min(TRIM_STEP, toTrim);
+      const removed = await stream.trim(config.streamMaxlen, { limit: step });
+      toTrim -= step;
+      if (removed < step) break;
+    } while (toTrim > 0 && now() - started < budgetMs);
   } finally {
     await releaseLease(redis, lease).catch(() => false);
   }
