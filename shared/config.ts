@@ -56,6 +56,8 @@ export interface Config {
   claimIdleMs: number;
   /** Deliveries after which a failing entry is dead-lettered. */
   maxDeliveries: number;
+  /** Delay before the first retry of a failed entry, in ms; doubles with each delivery. */
+  retryDelayMs: number;
   /** Idle time after which a consumer without pending entries is removed, in ms. */
   consumerIdleMs: number;
   /** Slowest group's lag above which /emit-quotes answers 429. */
@@ -218,6 +220,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     pendingWarn: read.integer("PENDING_WARN", { fallback: 100, min: 0, max: 1e9 }),
     claimIdleMs: read.integer("CLAIM_IDLE_MS", { fallback: 60000, min: 10, max: 86400000 }),
     maxDeliveries: read.integer("MAX_DELIVERIES", { fallback: 5, min: 1, max: 1000 }),
+    retryDelayMs: read.integer("RETRY_DELAY_MS", { fallback: 1000, min: 0, max: 86400000 }),
     consumerIdleMs: read.integer("CONSUMER_IDLE_MS", {
       fallback: 3600000,
       min: 1000,

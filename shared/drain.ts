@@ -17,6 +17,7 @@ import {
   type CommitResult,
   compareIds,
   openStream,
+  type RetryMark,
   type Stream,
   type StreamEntry,
   TRIM_STEP,
@@ -279,6 +280,18 @@ interface ChunkContext {
 }
 
 /**
+ * Idle time that makes a failed entry claimable when its retry is due: after
+ * RETRY_DELAY_MS x 2^(deliveries - 1), at most CLAIM_IDLE_MS.
+ */
+function retryIdleMs(config: Config, deliveries: number): number {
+  const delay = Math.min(
+    config.claimIdleMs,
+    config.retryDelayMs * 2 ** Math.max(0, Math.min(deliveries - 1, 30)),
+  );
+  return config.claimIdleMs - delay;
+}
+
+/**
  * Runs one chunk through a processor and commits it atomically. Entries that
  * cannot be decoded, or that failed `maxDeliveries` times, go to the dead
  * letters in the same commit; other failures stay pending, and so do later
@@ -290,9 +303,10 @@ async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promise<Chun
   const ackIds: string[] = [];
   const alerts: string[][] = [];
   const deadLetters: string[][] = [];
-  const blocked = new Set<string>();
-  // Held back behind a failed entry of their symbol: this delivery is not an attempt.
-  const notAttempted: string[] = [];
+  // Symbol -> idle time given to its failed entry: later entries of the symbol
+  // wait for the same retry, so they stay behind it.
+  const blocked = new Map<string, number>();
+  const retry: RetryMark[] = [];
   let failed = 0;
   let deferred = 0;
   let deadLettered = 0;
@@ -317,7 +331,11 @@ async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promise<Chun
       deadLettered += 1;
     } else {
       failed += 1;
-      if (d.quote !== undefined) blocked.add(d.quote.symbol);
+      const idleMs = retryIdleMs(config, item.deliveries);
+      retry.push({ id: item.entry.id, idleMs, attempted: true });
+      if (d.quote !== undefined && !blocked.has(d.quote.symbol)) {
+        blocked.set(d.quote.symbol, idleMs);
+      }
     }
   }
   const hashWrites: [string, string, string][] = [];
@@ -352,9 +370,10 @@ async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promise<Chun
         continue;
       }
       const symbol = d.quote.symbol;
-      if (blocked.has(symbol)) {
+      const blockedIdle = blocked.get(symbol);
+      if (blockedIdle !== undefined) {
         deferred += 1;
-        notAttempted.push(d.item.entry.id);
+        retry.push({ id: d.item.entry.id, idleMs: blockedIdle, attempted: false });
         continue;
       }
       try {
@@ -395,7 +414,7 @@ async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promise<Chun
     deadLetters,
     deadKey: config.deadLetterKey,
     counters,
-    uncount: notAttempted,
+    retry,
     fence: { key: lease.key, token: lease.token },
     deadSource,
   });
@@ -420,6 +439,10 @@ function emptyResult(start: Pick<DrainResult, "group" | "consumer" | "budgetMs">
     durationMs: 0,
     busy: false,
   };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Lease time: renewed every chunk, and gone before a dead holder's entries become claimable. */
@@ -485,14 +508,24 @@ export async function drainGroup(
   try {
     let chunks = 0;
     let slowestChunk = 0;
+    let first = true;
     while (chunks < maxChunks) {
       const elapsed = now() - started;
       if (chunks > 0 && elapsed + slowestChunk > budgetMs) break;
       const chunkStart = now();
-      if (chunks > 0 && !(await renewLease(redis, lease, { ttlMs }))) break;
+      if (!first && !(await renewLease(redis, lease, { ttlMs }))) break;
+      first = false;
       const chunk = await nextChunk(ctx, { consumer, count });
-      if (chunk.waiting) waiting = true;
-      if (chunk.items.length === 0) break;
+      waiting = chunk.waiting;
+      if (chunk.items.length === 0) {
+        // The oldest pending entry is due for its retry (or claimable from a
+        // dead consumer) soon: wait for it while the budget allows, since
+        // newer entries must not overtake it.
+        const wait = chunk.retryInMs;
+        if (wait === undefined || now() - started + wait + slowestChunk > budgetMs) break;
+        await sleep(Math.min(wait, ttlMs / 2) + 1);
+        continue;
+      }
       result.read += chunk.items.length;
       result.claimed += chunk.claimed;
       const outcome = await processChunk(ctx, chunk.items);
@@ -510,10 +543,7 @@ export async function drainGroup(
       result.alerts += outcome.alerts;
       chunks += 1;
       slowestChunk = Math.max(slowestChunk, now() - chunkStart);
-      if (outcome.failed > 0 || outcome.deferred > 0) {
-        waiting = true;
-        break;
-      }
+      waiting = outcome.failed > 0 || outcome.deferred > 0;
     }
     await stream.group(group).deleteIdleConsumers(config.consumerIdleMs, { keep: consumer });
     // Trim in bounded steps and only while the budget lasts (one step always
@@ -570,10 +600,22 @@ interface ChunkRequest {
  * oldest is claimable (idle >= CLAIM_IDLE_MS); new entries only when nothing
  * is pending, since reading past a pending entry would break symbol order.
  */
+/** What {@linkcode nextChunk} found. */
+interface NextChunk {
+  /** Entries to process, in id order. */
+  items: Delivered[];
+  /** How many of them were taken over from other consumers. */
+  claimed: number;
+  /** True when pending entries wait for their retry (or the lease was lost). */
+  waiting: boolean;
+  /** When the oldest pending entry is not claimable yet: ms until it is. */
+  retryInMs?: number;
+}
+
 async function nextChunk(
   ctx: ChunkContext,
   request: ChunkRequest,
-): Promise<{ items: Delivered[]; claimed: number; waiting: boolean }> {
+): Promise<NextChunk> {
   const { config, stream, processor, lease } = ctx;
   const { consumer, count } = request;
   const group = stream.group(processor.group);
@@ -586,7 +628,14 @@ async function nextChunk(
     while (claimable < pending.length && pending[claimable].idleMs >= config.claimIdleMs) {
       claimable += 1;
     }
-    if (claimable === 0) return { items: [], claimed: 0, waiting: true };
+    if (claimable === 0) {
+      return {
+        items: [],
+        claimed: 0,
+        waiting: true,
+        retryInMs: config.claimIdleMs - pending[0].idleMs,
+      };
+    }
     const deliveries = new Map(pending.map((p) => [p.id, p.deliveries + 1]));
     const claimed = await group.readFenced(consumer, fence, {
       count: claimable,

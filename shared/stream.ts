@@ -686,13 +686,16 @@ end
 for _, w in ipairs(p.hset) do redis.call('HSET', w[1], w[2], w[3]) end
 for _, d in ipairs(p.dead) do redis.call('XADD', p.dead_key, '*', unpack(d)) end
 for _, c in ipairs(p.incr) do redis.call('HINCRBY', c[1], c[2], c[3]) end
--- Entries held back behind a failed entry of their symbol were delivered but
--- not attempted: give that delivery back (same owner and idle time), so the
--- delivery count that MAX_DELIVERIES checks counts handler attempts.
-for _, id in ipairs(p.uncount) do
-  local e = redis.call('XPENDING', stream, p.group, id, id, 1)[1]
-  if e and e[4] > 0 then
-    redis.call('XCLAIM', stream, p.group, e[2], 0, id, 'IDLE', e[3], 'RETRYCOUNT', e[4] - 1,
+-- Entries left pending for a retry get the idle time that makes them
+-- claimable when their retry is due (same owner). One held back behind a
+-- failed entry of its symbol was delivered but not attempted: that delivery
+-- is given back, so the count MAX_DELIVERIES checks counts handler attempts.
+for _, r in ipairs(p.retry) do
+  local e = redis.call('XPENDING', stream, p.group, r[1], r[1], 1)[1]
+  if e then
+    local count = e[4]
+    if r[3] == 0 and count > 0 then count = count - 1 end
+    redis.call('XCLAIM', stream, p.group, e[2], 0, r[1], 'IDLE', r[2], 'RETRYCOUNT', count,
       'JUSTID')
   end
 end
@@ -849,6 +852,16 @@ export interface DeleteIdleConsumersOptions {
   keep?: string;
 }
 
+/** A pending entry left for a retry, as {@linkcode StreamGroup.commit} marks it. */
+export interface RetryMark {
+  /** Entry id. */
+  id: string;
+  /** Idle time to give it: CLAIM_IDLE_MS minus the delay until its retry. */
+  idleMs: number;
+  /** False for an entry delivered but not run, whose delivery is given back. */
+  attempted: boolean;
+}
+
 /** What {@linkcode StreamGroup.commit} writes besides the acks, in the same atomic step. */
 export interface CommitOptions {
   /**
@@ -887,11 +900,12 @@ export interface CommitOptions {
    */
   counters?: [string, string, number][];
   /**
-   * Pending ids that were delivered but not attempted (held back behind a
-   * failed entry of their symbol): their delivery count goes back down by one.
+   * Pending entries left for a retry: each gets idle time `idleMs`, so it is
+   * claimable when its retry is due; one that was not `attempted` (held back
+   * behind a failed entry of its symbol) also gets its delivery given back.
    * @default {[]}
    */
-  uncount?: string[];
+  retry?: RetryMark[];
   /**
    * Lease that must still hold its token, else nothing is written (fencing).
    * @default {undefined}
@@ -1185,7 +1199,9 @@ export class StreamGroup {
       dead: options.deadLetters ?? [],
       dead_key: options.deadKey ?? "",
       incr: options.counters ?? [],
-      uncount: options.uncount ?? [],
+      retry: (options.retry ?? []).map((
+        r,
+      ) => [r.id, Math.max(0, Math.round(r.idleMs)), r.attempted ? 1 : 0]),
       fence: options.fence ? { key: options.fence.key, token: options.fence.token } : undefined,
       dead_source: options.deadSource,
     };

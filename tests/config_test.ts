@@ -20,6 +20,7 @@ Deno.test("config defaults match the documented settings", () => {
   assert.equal(config.pendingWarn, 100);
   assert.equal(config.claimIdleMs, 60000);
   assert.equal(config.maxDeliveries, 5);
+  assert.equal(config.retryDelayMs, 1000);
   assert.equal(config.consumerIdleMs, 3600000);
   assert.equal(config.maxLag, 1000000);
   assert.equal(config.deployed, false);

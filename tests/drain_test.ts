@@ -96,7 +96,10 @@ Deno.test("the drain engine", async (t) => {
         const heldBack = tsla.slice(2);
         const processor = failingOn(new Set([quoteKey(failed)]));
 
-        const result = await drainGroup(drainDeps(config, redis), processor, { count: 100 });
+        const result = await drainGroup(drainDeps(config, redis), processor, {
+          count: 100,
+          maxChunks: 1,
+        });
 
         assert.equal(result.read, 40);
         assert.equal(result.failed, 1);
@@ -124,16 +127,20 @@ Deno.test("the drain engine", async (t) => {
         const failing = new Set([quoteKey(failed)]);
         const processor = failingOn(failing);
         // Two ticks: NVDA's first quote fails and holds back its second.
-        const first = await drainGroup(drainDeps(config, redis), processor, { count: 16 });
+        const first = await drainGroup(drainDeps(config, redis), processor, {
+          count: 16,
+          maxChunks: 1,
+        });
         assert.equal(first.failed, 1);
         assert.equal(first.deferred, 1);
         assert.equal(first.acked, 14);
         failing.clear();
 
-        // Before the failed entry may be retried, no drain reads past it.
+        // A drain whose budget ends before the failed entry's retry is due
+        // reads nothing past it.
         const early = await drainGroup(drainDeps(config, redis), processor, {
           count: 100,
-          budgetMs: 1000,
+          budgetMs: 100,
         });
         assert.equal(early.read, 0);
         assert.equal(early.more, true);
@@ -151,6 +158,85 @@ Deno.test("the drain engine", async (t) => {
         const delivered = await openStream(redis, config.streamKey).group(GROUP).pendingEntries();
         assert.equal(delivered.length, 0);
         await assertMatchesReference({ redis, config }, [technicalAnalysis]);
+      },
+    );
+
+    await t.step(
+      "a drain retries a failed entry after RETRY_DELAY_MS with backoff, within its budget, and dead-letters it after MAX_DELIVERIES",
+      async () => {
+        await server.flush();
+        resetGroupCache();
+        const config = loadConfig(referenceEnv(server, {
+          CLAIM_IDLE_MS: "60000",
+          RETRY_DELAY_MS: "40",
+          MAX_DELIVERIES: "3",
+        }));
+        await quoteFeed(referenceDeps(config, [redis]), 7).emit(3);
+        const entries = await readAllEntries(redis, config.streamKey);
+        const poison = entries.filter((e) => symbolOf(e) === "AAPL")[0];
+        const transient = entries.filter((e) => symbolOf(e) === "MSFT")[0];
+        const calls = new Map<string, number[]>();
+        const started = Date.now();
+        const processor: Analysis = {
+          group: GROUP,
+          step(state, input) {
+            const key = `${input.quote.symbol}@${input.quote.timestamp}`;
+            const times = calls.get(key) ?? [];
+            times.push(Date.now() - started);
+            calls.set(key, times);
+            // The poison entry always fails; the transient one fails once.
+            if (key === quoteKey(poison) || (key === quoteKey(transient) && times.length === 1)) {
+              throw new Error(`handler failed on ${key}`);
+            }
+            return TECHNICAL.step(state, input);
+          },
+        };
+
+        const result = await drainGroup(drainDeps(config, redis), processor, { budgetMs: 5000 });
+
+        // Retries came after 40 ms, then 80 ms, not after CLAIM_IDLE_MS (60 s).
+        const poisonTimes = calls.get(quoteKey(poison))!;
+        assert.equal(poisonTimes.length, 3, "MAX_DELIVERIES handler attempts");
+        assert.ok(poisonTimes[1] - poisonTimes[0] >= 40, `first retry ${poisonTimes}`);
+        assert.ok(poisonTimes[2] - poisonTimes[1] >= 80, `second retry ${poisonTimes}`);
+        assert.ok(poisonTimes[2] < 4000, `all within the budget ${poisonTimes}`);
+        assert.equal(calls.get(quoteKey(transient))!.length, 2);
+        assert.equal(result.deadLettered, 1);
+        assert.equal(result.acked, entries.length);
+        assert.equal(result.more, false);
+        assert.equal((await openStream(redis, config.streamKey).group(GROUP).pending()).count, 0);
+        // Everything but the dead-lettered entry was applied, in order.
+        const expected = referencePass(
+          entries.filter((e) => e.id !== poison.id),
+          { analyses: [technicalAnalysis], settings: settingsOf(config) },
+        )[GROUP];
+        const actual = (await actualOutcome({ redis, config }, [GROUP]))[GROUP];
+        assert.deepEqual(actual.states, expected.states);
+        assert.deepEqual(actual.alerts, expected.alerts);
+      },
+    );
+
+    await t.step(
+      "entries left by a dead consumer still wait CLAIM_IDLE_MS, however short RETRY_DELAY_MS is",
+      async () => {
+        await server.flush();
+        resetGroupCache();
+        const config = loadConfig(referenceEnv(server, {
+          CLAIM_IDLE_MS: "60000",
+          RETRY_DELAY_MS: "10",
+        }));
+        await quoteFeed(referenceDeps(config, [redis]), 7).emit(2);
+        const group = openStream(redis, config.streamKey).group(GROUP);
+        await group.ensure();
+        const taken = await group.read("dead-consumer", { count: 5 });
+        assert.equal(taken.length, 5);
+        const result = await drainGroup(drainDeps(config, redis), technicalAnalysis, {
+          budgetMs: 500,
+        });
+        assert.equal(result.read, 0, "nothing overtakes the dead consumer's entries");
+        assert.equal(result.more, true);
+        const pending = await group.pendingEntries();
+        assert.deepEqual(pending.map((p) => p.consumer), Array(5).fill("dead-consumer"));
       },
     );
 

@@ -163,7 +163,8 @@ async function poisonScenario(): Promise<Scenario> {
   const processor = faulty(priceAlerts, fault);
   const drains: DrainResult[] = [];
   for (let i = 0; i < 20; i++) {
-    const result = await drainGroup(drainDeps(config, redis), processor);
+    // One chunk per drain, so each drain is one delivery of the poison entry.
+    const result = await drainGroup(drainDeps(config, redis), processor, { maxChunks: 1 });
     drains.push(result);
     if (!result.more) break;
     await sleep(CLAIM_IDLE_MS + 20);
@@ -277,7 +278,7 @@ Deno.test("two always-failing entries of one symbol each get MAX_DELIVERIES hand
       return priceAlerts.step(state as never, { quote, settings });
     },
   };
-  const first = await drainGroup(drainDeps(config, redis), processor);
+  const first = await drainGroup(drainDeps(config, redis), processor, { maxChunks: 1 });
   assert.equal(first.failed, 1);
   assert.equal(first.deferred, 3);
   // The held-back entries were delivered but not attempted: their delivery does not count.
@@ -291,7 +292,7 @@ Deno.test("two always-failing entries of one symbol each get MAX_DELIVERIES hand
   }
   for (let i = 0; i < 20; i++) {
     await sleep(CLAIM_IDLE_MS + 20);
-    if (!(await drainGroup(drainDeps(config, redis), processor)).more) break;
+    if (!(await drainGroup(drainDeps(config, redis), processor, { maxChunks: 1 })).more) break;
   }
   assert.deepEqual([...calls.values()], [MAX_DELIVERIES, MAX_DELIVERIES]);
   const dead = await deadLettersOf(redis, config, priceAlerts.group);

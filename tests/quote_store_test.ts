@@ -264,7 +264,12 @@ Deno.test("the quote-store group is the fifth group and stores every drained quo
       close: () => store.close(),
     };
     const sink = quoteStoreSink({ config, redis: () => client, quoteStore: flaky });
-    const failed = await drainGroup(drainDeps(config, client), sink, { count: 20, budgetMs: 2000 });
+    // One chunk: a single delivery that commits to the store and then fails.
+    const failed = await drainGroup(drainDeps(config, client), sink, {
+      count: 20,
+      budgetMs: 2000,
+      maxChunks: 1,
+    });
     assert.equal(failed.acked, 0);
     assert.equal(failed.failed, 20);
     assert.equal(
