@@ -54,7 +54,8 @@ export async function drainOne(
   try {
     return await drainGroup(deps, processor, {
       count,
-      budgetMs: budgetMs ?? deps.config.drainBudgetMs,
+      // Without a budget: exactly one chunk, and no waiting for a retry to come due.
+      budgetMs: budgetMs ?? 0,
       maxChunks: budgetMs === undefined ? 1 : Infinity,
       consumer: consumerName(`${trigger}-${group}`),
     });
