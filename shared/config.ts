@@ -26,6 +26,8 @@ export interface Config {
   functionsToken: string | undefined;
   /** True on Deno Deploy (DENO_DEPLOYMENT_ID set). */
   deployed: boolean;
+  /** Deno Deploy deployment id (DENO_DEPLOYMENT_ID), part of consumer names; undefined locally. */
+  deploymentId: string | undefined;
   /** Quote stream key. */
   streamKey: string;
   /** Alerts stream key. */
@@ -205,6 +207,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     port: read.integer("PORT", { fallback: 8000, min: 0, max: 65535 }),
     functionsToken: token === undefined || token === "" ? undefined : token,
     deployed: (env.DENO_DEPLOYMENT_ID ?? "") !== "",
+    deploymentId: (env.DENO_DEPLOYMENT_ID ?? "") === "" ? undefined : env.DENO_DEPLOYMENT_ID,
     streamKey,
     alertsKey: read.key("ALERTS_KEY", "stock_alerts"),
     deadLetterKey: read.key("DEAD_LETTER_KEY", `${streamKey}:dead`),

@@ -81,7 +81,7 @@ export interface DrainOptions {
   maxChunks?: number;
   /**
    * Consumer name; by default a unique name saying where it ran.
-   * @default {consumerName("drain")}
+   * @default {consumerName("drain", { deploymentId: config.deploymentId })}
    */
   consumer?: string;
 }
@@ -130,9 +130,18 @@ export function deadCountKey(config: Config): string {
 
 let consumerSeq = 0;
 
+/** Options of {@linkcode consumerName}. */
+export interface ConsumerNameOptions {
+  /**
+   * Deno Deploy deployment id (config.deploymentId), named instead of the host.
+   * @default {undefined}
+   */
+  deploymentId?: string;
+}
+
 /** A unique consumer name that says where the invocation ran. */
-export function consumerName(trigger: string): string {
-  const deployment = Deno.env.get("DENO_DEPLOYMENT_ID");
+export function consumerName(trigger: string, options: ConsumerNameOptions = {}): string {
+  const deployment = options.deploymentId;
   let host = "local";
   try {
     host = deployment ? `deploy-${deployment}` : Deno.hostname();
@@ -473,7 +482,7 @@ export async function drainGroup(
     count = 100,
     budgetMs = config.drainBudgetMs,
     maxChunks = Infinity,
-    consumer = consumerName("drain"),
+    consumer = consumerName("drain", { deploymentId: config.deploymentId }),
   } = options;
   if (!Number.isInteger(count) || count < 1 || count > 1000) {
     throw new RangeError(

@@ -297,15 +297,16 @@ Deno.test("the drain engine", async (t) => {
 
     await t.step("every drain gets a unique consumer name that says where it ran", async () => {
       const { config, deps } = await fixture(server, redis, 1);
-      const host = Deno.env.get("DENO_DEPLOYMENT_ID")
-        ? `deploy-${Deno.env.get("DENO_DEPLOYMENT_ID")}`
-        : Deno.hostname();
+      const host = Deno.hostname();
       const names = Array.from({ length: 50 }, () => consumerName("drain"));
       assert.equal(new Set(names).size, names.length);
       for (const name of names) {
         assert.ok(name.startsWith(`drain@${host}:${Deno.pid}:`), name);
         assert.match(name, /:\d+:[0-9a-f]{8}$/);
       }
+      // On Deno Deploy the deployment id names the place instead of the host.
+      const deployed = consumerName("cron-price-alerts", { deploymentId: "dep42" });
+      assert.ok(deployed.startsWith(`cron-price-alerts@deploy-dep42:${Deno.pid}:`), deployed);
 
       const http = await drainOne(deps, GROUP, { count: 3 });
       assert.ok(http.consumer.startsWith(`http-${GROUP}@${host}:${Deno.pid}:`), http.consumer);
