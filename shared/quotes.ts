@@ -43,21 +43,6 @@ export class QuoteDecodeError extends Error {
   }
 }
 
-/** Stream field names written for each quote, in order. */
-export const QUOTE_FIELDS = [
-  "symbol",
-  "price",
-  "change",
-  "change_percent",
-  "volume",
-  "timestamp",
-  "datetime",
-  "open",
-  "high",
-  "low",
-  "prev_close",
-] as const;
-
 function formatNumber(value: number, digits: number): string {
   return Number(value.toFixed(digits)).toString();
 }

@@ -29,15 +29,6 @@ export interface StreamEntry {
   fields: string[];
 }
 
-/** Raised when a stream command is refused for a reason other than an outage. */
-export class StreamError extends Error {
-  /** Creates the error with the failed action in the message. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "StreamError";
-  }
-}
-
 /** Most entries one read, range, claim or pending listing may ask for. */
 export const MAX_COUNT = 10000;
 
@@ -111,18 +102,6 @@ export function compareIds(a: string, b: string): number {
   if (ms !== 0n) return ms < 0n ? -1 : 1;
   const seq = BigInt(as) - BigInt(bs);
   return seq === 0n ? 0 : seq < 0n ? -1 : 1;
-}
-
-/**
- * Milliseconds part of a stream id (the time Redis added the entry).
- *
- * @example
- * ```ts
- * idTime("1700000000000-3"); // 1700000000000
- * ```
- */
-export function idTime(id: string): number {
-  return Number(id.split("-")[0]);
 }
 
 /** Options of {@linkcode Stream.readAfter} and {@linkcode readStreams}. */
