@@ -35,10 +35,8 @@ import {
   MAX_HISTORY_LIMIT,
   type StoredQuote,
 } from "../shared/quote_store.ts";
-import { SYMBOL_PATTERN } from "../shared/quotes.ts";
-import { toUnavailable } from "../shared/redis.ts";
+import { latestKey, SYMBOL_PATTERN } from "../shared/quotes.ts";
 import { openStream } from "../shared/stream.ts";
-import { latestKey } from "./emit_quotes.ts";
 
 /** Largest `limit` of GET /api/alerts. */
 export const MAX_ALERTS_LIMIT = 500;
@@ -228,14 +226,6 @@ export async function queueCounts(deps: Deps): Promise<QueueGroup[]> {
   });
 }
 
-async function withRedis<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw toUnavailable(error);
-  }
-}
-
 /** Builds the public API's app (absolute routes under /api). */
 export function createApiApp(deps: Deps): Hono {
   const app = new Hono();
@@ -247,11 +237,11 @@ export function createApiApp(deps: Deps): Hono {
     c.header("Cache-Control", "no-store");
   });
   app.get("/api/stocks", async function stocks(c) {
-    return c.json(await withRedis(() => latestQuotes(deps)));
+    return c.json(await latestQuotes(deps));
   });
   app.get("/api/stocks/:symbol", async function stock(c) {
     const symbol = parseSymbol(c.req.param("symbol"));
-    return c.json(await withRedis(() => stockDetail(deps, symbol)));
+    return c.json(await stockDetail(deps, symbol));
   });
   app.get("/api/stocks/:symbol/history", async function history(c) {
     const symbol = parseSymbol(c.req.param("symbol"));
@@ -261,7 +251,7 @@ export function createApiApp(deps: Deps): Hono {
     if (from !== undefined && to !== undefined && from > to) {
       throw new BadRequestError(`Query "from" must not be after "to": got ${from} > ${to}`);
     }
-    return c.json(await withRedis(() => quoteHistory(deps, symbol, { limit, from, to })));
+    return c.json(await quoteHistory(deps, symbol, { limit, from, to }));
   });
   app.get("/api/alerts", async function alerts(c) {
     const limit = parseLimit(c.req.query("limit"), { max: MAX_ALERTS_LIMIT, fallback: 50 });
@@ -277,10 +267,10 @@ export function createApiApp(deps: Deps): Hono {
       }
       type = rawType;
     }
-    return c.json(await withRedis(() => recentAlerts(deps, { limit, symbol, type })));
+    return c.json(await recentAlerts(deps, { limit, symbol, type }));
   });
   app.get("/api/queue", async function queue(c) {
-    return c.json({ groups: await withRedis(() => queueCounts(deps)) });
+    return c.json({ groups: await queueCounts(deps) });
   });
   return app;
 }

@@ -26,7 +26,6 @@ import {
   readJsonBody,
   requireToken,
 } from "../shared/http.ts";
-import { toUnavailable } from "../shared/redis.ts";
 import { openStream, type StreamEntry } from "../shared/stream.ts";
 
 /** Options of {@linkcode listDeadLetters}: those of `findDeadLetters` but the order, newest first. */
@@ -38,13 +37,9 @@ export async function listDeadLetters(
   options: ListDeadLettersOptions = {},
 ): Promise<DeadLetter[]> {
   const { group, limit = 100 } = options;
-  try {
-    const deadLetters = openStream(deps.redis(), deps.config.deadLetterKey);
-    return (await findDeadLetters(deadLetters, { group, limit, newestFirst: true }))
-      .map(parseDeadLetter);
-  } catch (error) {
-    throw toUnavailable(error);
-  }
+  const deadLetters = openStream(deps.redis(), deps.config.deadLetterKey);
+  return (await findDeadLetters(deadLetters, { group, limit, newestFirst: true }))
+    .map(parseDeadLetter);
 }
 
 /** Options of {@linkcode replayGroup}. */
@@ -65,29 +60,27 @@ export async function replayGroup(
   const { ids } = options;
   const processor = findProcessor(deps, group);
   if (processor === undefined) throw new NotFoundError(`Unknown consumer group: "${group}"`);
-  try {
-    let entries: StreamEntry[] | undefined;
-    if (ids !== undefined) {
-      entries = [];
-      const deadLetters = openStream(deps.redis(), deps.config.deadLetterKey);
-      for (const id of ids) {
-        const [entry] = await deadLetters.range({ start: id, end: id, count: 1 });
-        if (entry === undefined || parseDeadLetter(entry).group !== group) {
-          throw new NotFoundError(`Dead letter not found for group "${group}": "${id}"`);
-        }
-        entries.push(entry);
+  let entries: StreamEntry[] | undefined;
+  if (ids !== undefined) {
+    const deadLetters = openStream(deps.redis(), deps.config.deadLetterKey);
+    // Sent together, so up to MAX_REPLAY lookups cost one round trip, not one each.
+    const found = await Promise.all(
+      ids.map((id) => deadLetters.range({ start: id, end: id, count: 1 })),
+    );
+    entries = found.map(([entry], i) => {
+      if (entry === undefined || parseDeadLetter(entry).group !== group) {
+        throw new NotFoundError(`Dead letter not found for group "${group}": "${ids[i]}"`);
       }
-    }
-    // Without ids, the replay reads every dead letter of the group itself.
-    const result = await replayDeadLetters(deps, processor, { entries });
-    if (result.busy) {
-      throw new ConflictError(`Group "${group}" is being drained right now: retry shortly`);
-    }
-    const { attempted, succeeded, failed } = result;
-    return { group, attempted, succeeded, failed };
-  } catch (error) {
-    throw toUnavailable(error);
+      return entry;
+    });
   }
+  // Without ids, the replay reads every dead letter of the group itself.
+  const result = await replayDeadLetters(deps, processor, { entries });
+  if (result.busy) {
+    throw new ConflictError(`Group "${group}" is being drained right now: retry shortly`);
+  }
+  const { attempted, succeeded, failed } = result;
+  return { group, attempted, succeeded, failed };
 }
 
 const STREAM_ID = /^\d{1,20}-\d{1,20}$/;

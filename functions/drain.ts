@@ -21,7 +21,6 @@ import {
   readJsonBody,
   requireToken,
 } from "../shared/http.ts";
-import { toUnavailable } from "../shared/redis.ts";
 
 /** Options of {@linkcode drainOne}. */
 export interface DrainOneOptions {
@@ -51,17 +50,13 @@ export async function drainOne(
   const processor = findProcessor(deps, group);
   if (processor === undefined) throw new NotFoundError(`Unknown consumer group: "${group}"`);
   const { count = 100, budgetMs, trigger = "http" } = options;
-  try {
-    return await drainGroup(deps, processor, {
-      count,
-      // Without a budget: exactly one chunk, and no waiting for a retry to come due.
-      budgetMs: budgetMs ?? 0,
-      maxChunks: budgetMs === undefined ? 1 : Infinity,
-      consumer: consumerName(`${trigger}-${group}`, { deploymentId: deps.config.deploymentId }),
-    });
-  } catch (error) {
-    throw toUnavailable(error);
-  }
+  return await drainGroup(deps, processor, {
+    count,
+    // Without a budget: exactly one chunk, and no waiting for a retry to come due.
+    budgetMs: budgetMs ?? 0,
+    maxChunks: budgetMs === undefined ? 1 : Infinity,
+    consumer: consumerName(`${trigger}-${group}`, { deploymentId: deps.config.deploymentId }),
+  });
 }
 
 /** Options of {@linkcode drainAll}. */

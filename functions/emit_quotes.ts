@@ -28,8 +28,8 @@ import {
   readJsonBody,
   requireToken,
 } from "../shared/http.ts";
-import { encodeQuote, quoteToJson, SYMBOL_PATTERN } from "../shared/quotes.ts";
-import { isRedisUnavailable, toUnavailable } from "../shared/redis.ts";
+import { encodeQuote, latestKey, quoteToJson, SYMBOL_PATTERN } from "../shared/quotes.ts";
+import { isRedisUnavailable } from "../shared/redis.ts";
 import { initialSimulatorState, simulateTicks } from "../shared/simulator.ts";
 import { openStream } from "../shared/stream.ts";
 
@@ -78,11 +78,6 @@ const MAX_GUARD_RETRIES = 10;
 /** Hash holding the simulator's state and version. */
 export function simulatorKey(streamKey: string): string {
   return `${streamKey}:sim`;
-}
-
-/** Hash of the latest quote per symbol (JSON with the entry id). */
-export function latestKey(streamKey: string): string {
-  return `${streamKey}:latest`;
 }
 
 function idempotencyRedisKey(streamKey: string, key: string): string {
@@ -195,7 +190,7 @@ export async function emitQuotes(deps: Deps, options: EmitOptions = {}): Promise
   } catch (error) {
     // With Redis down the key cannot be freed now; it expires on its own.
     if (isRedisUnavailable(error)) idem = undefined;
-    throw toUnavailable(error);
+    throw error;
   } finally {
     // A failed emit frees its key at once so the client's retry can proceed.
     if (idem !== undefined) {

@@ -11,7 +11,6 @@ import { loadConfig } from "../shared/config.ts";
 import { deadCountKey } from "../shared/drain.ts";
 import { GROUP_NAMES } from "../shared/groups.ts";
 import { defaultDeps, type Deps, installErrorHandling, requireToken } from "../shared/http.ts";
-import { toUnavailable } from "../shared/redis.ts";
 import { type ConsumerInfo, openStream } from "../shared/stream.ts";
 
 /** One group in the report. */
@@ -64,98 +63,94 @@ export async function buildReport(deps: Deps): Promise<Report> {
   const { config } = deps;
   const redis = deps.redis();
   const stream = openStream(redis, config.streamKey);
-  try {
-    const [info, groups, alertsLength, deadLength, deadCounts] = await Promise.all([
-      stream.info(),
-      stream.groups(),
-      openStream(redis, config.alertsKey).length(),
-      openStream(redis, config.deadLetterKey).length(),
-      redis.hgetall(deadCountKey(config)),
+  const [info, groups, alertsLength, deadLength, deadCounts] = await Promise.all([
+    stream.info(),
+    stream.groups(),
+    openStream(redis, config.alertsKey).length(),
+    openStream(redis, config.deadLetterKey).length(),
+    redis.hgetall(deadCountKey(config)),
+  ]);
+  const historyKey = `${config.streamKey}:report:lag`;
+  const history = groups.length > 0
+    ? await redis.hmget(historyKey, ...groups.map((g) => g.name))
+    : [];
+  const warnings: string[] = [];
+  const stuckAfterMs = config.claimIdleMs * config.maxDeliveries;
+  const reports = await Promise.all(groups.map(async function groupReport(g, i) {
+    const group = stream.group(g.name);
+    const [consumerDetails, oldest] = await Promise.all([
+      group.consumers(),
+      g.pending > 0 ? group.pendingEntries({ count: 1 }) : [],
     ]);
-    const historyKey = `${config.streamKey}:report:lag`;
-    const history = groups.length > 0
-      ? await redis.hmget(historyKey, ...groups.map((g) => g.name))
-      : [];
-    const warnings: string[] = [];
-    const stuckAfterMs = config.claimIdleMs * config.maxDeliveries;
-    const reports = await Promise.all(groups.map(async function groupReport(g, i) {
-      const group = stream.group(g.name);
-      const [consumerDetails, oldest] = await Promise.all([
-        group.consumers(),
-        g.pending > 0 ? group.pendingEntries({ count: 1 }) : [],
-      ]);
-      const oldestPendingMs = oldest[0]?.idleMs ?? null;
-      if (g.pending > config.pendingWarn) {
-        warnings.push(
-          `Group "${g.name}" has ${g.pending} pending entries: more than PENDING_WARN ${config.pendingWarn}`,
-        );
-      }
-      if (oldestPendingMs !== null && oldestPendingMs > stuckAfterMs) {
-        warnings.push(
-          `Group "${g.name}" looks stuck: its oldest pending entry has waited ${oldestPendingMs} ms, more than CLAIM_IDLE_MS x MAX_DELIVERIES = ${stuckAfterMs} ms`,
-        );
-      }
-      const lags: number[] = JSON.parse(history[i] ?? "[]");
-      if (g.lag !== null) lags.push(g.lag);
-      const recent = lags.slice(-LAG_HISTORY);
-      if (
-        recent.length === LAG_HISTORY && recent.every((lag, k) => k === 0 || lag > recent[k - 1])
-      ) {
-        warnings.push(
-          `Group "${g.name}" looks stuck: its lag grew across the last ${LAG_HISTORY} reports (${
-            recent.join(" -> ")
-          })`,
-        );
-      }
-      if (g.lag !== null && g.lag > config.maxLag) {
-        warnings.push(
-          `Backpressure: group "${g.name}" lags ${g.lag} entries, more than MAX_LAG ${config.maxLag}; emits answer 429`,
-        );
-      }
-      return {
-        report: {
-          name: g.name,
-          consumers: g.consumers,
-          consumerDetails,
-          pending: g.pending,
-          lag: g.lag,
-          lastDeliveredId: g.lastDeliveredId,
-          deadLetters: Number(deadCounts[g.name] ?? 0),
-          oldestPendingMs,
-        },
-        lags: recent,
-      };
-    }));
-    if (reports.length > 0) {
-      await redis.hset(
-        historyKey,
-        Object.fromEntries(reports.map((r) => [r.report.name, JSON.stringify(r.lags)])),
+    const oldestPendingMs = oldest[0]?.idleMs ?? null;
+    if (g.pending > config.pendingWarn) {
+      warnings.push(
+        `Group "${g.name}" has ${g.pending} pending entries: more than PENDING_WARN ${config.pendingWarn}`,
       );
     }
-    for (const name of GROUP_NAMES) {
-      if (!groups.some((g) => g.name === name)) {
-        warnings.push(
-          `Group "${name}" does not exist yet: it is created by the first emit or drain`,
-        );
-      }
+    if (oldestPendingMs !== null && oldestPendingMs > stuckAfterMs) {
+      warnings.push(
+        `Group "${g.name}" looks stuck: its oldest pending entry has waited ${oldestPendingMs} ms, more than CLAIM_IDLE_MS x MAX_DELIVERIES = ${stuckAfterMs} ms`,
+      );
+    }
+    const lags: number[] = JSON.parse(history[i] ?? "[]");
+    if (g.lag !== null) lags.push(g.lag);
+    const recent = lags.slice(-LAG_HISTORY);
+    if (
+      recent.length === LAG_HISTORY && recent.every((lag, k) => k === 0 || lag > recent[k - 1])
+    ) {
+      warnings.push(
+        `Group "${g.name}" looks stuck: its lag grew across the last ${LAG_HISTORY} reports (${
+          recent.join(" -> ")
+        })`,
+      );
+    }
+    if (g.lag !== null && g.lag > config.maxLag) {
+      warnings.push(
+        `Backpressure: group "${g.name}" lags ${g.lag} entries, more than MAX_LAG ${config.maxLag}; emits answer 429`,
+      );
     }
     return {
-      stream: {
-        key: config.streamKey,
-        length: info?.length ?? 0,
-        firstId: info?.firstId ?? null,
-        lastId: info && info.lastGeneratedId !== "0-0" ? info.lastGeneratedId : null,
-        entriesAdded: info?.entriesAdded ?? null,
+      report: {
+        name: g.name,
+        consumers: g.consumers,
+        consumerDetails,
+        pending: g.pending,
+        lag: g.lag,
+        lastDeliveredId: g.lastDeliveredId,
+        deadLetters: Number(deadCounts[g.name] ?? 0),
+        oldestPendingMs,
       },
-      groups: reports.map((r) => r.report),
-      alerts: { key: config.alertsKey, length: alertsLength },
-      deadLetters: { key: config.deadLetterKey, length: deadLength },
-      backpressure: groups.some((g) => (g.lag ?? 0) > config.maxLag),
-      warnings,
+      lags: recent,
     };
-  } catch (error) {
-    throw toUnavailable(error);
+  }));
+  if (reports.length > 0) {
+    await redis.hset(
+      historyKey,
+      Object.fromEntries(reports.map((r) => [r.report.name, JSON.stringify(r.lags)])),
+    );
   }
+  for (const name of GROUP_NAMES) {
+    if (!groups.some((g) => g.name === name)) {
+      warnings.push(
+        `Group "${name}" does not exist yet: it is created by the first emit or drain`,
+      );
+    }
+  }
+  return {
+    stream: {
+      key: config.streamKey,
+      length: info?.length ?? 0,
+      firstId: info?.firstId ?? null,
+      lastId: info && info.lastGeneratedId !== "0-0" ? info.lastGeneratedId : null,
+      entriesAdded: info?.entriesAdded ?? null,
+    },
+    groups: reports.map((r) => r.report),
+    alerts: { key: config.alertsKey, length: alertsLength },
+    deadLetters: { key: config.deadLetterKey, length: deadLength },
+    backpressure: groups.some((g) => (g.lag ?? 0) > config.maxLag),
+    warnings,
+  };
 }
 
 /** Builds the report function's app. */

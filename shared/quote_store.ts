@@ -18,7 +18,7 @@ import postgres from "postgres";
 import type { Redis } from "ioredis";
 import type { Config } from "./config.ts";
 import type { SinkEntry, SinkGroup } from "./drain.ts";
-import { quoteToJson } from "./quotes.ts";
+import { latestKey, quoteToJson } from "./quotes.ts";
 import { compareIds, openStream } from "./stream.ts";
 
 /** Consumer group name of the quote store. */
@@ -397,11 +397,6 @@ export interface QuoteStoreSinkDeps {
   quoteStore?: QuoteStore;
 }
 
-// Same key as latestKey() of functions/emit_quotes.ts, which shared/ must not import.
-function latestHashKey(streamKey: string): string {
-  return `${streamKey}:latest`;
-}
-
 /**
  * The "quote-store" consumer group: writes each chunk to the store in one
  * transaction, then points the latest-quote hash at the newest quote of each
@@ -429,7 +424,7 @@ export function quoteStoreSink(deps: QuoteStoreSinkDeps): SinkGroup {
         }
       }
       await openStream(deps.redis(), deps.config.streamKey).updateLatest(
-        latestHashKey(deps.config.streamKey),
+        latestKey(deps.config.streamKey),
         [...newest.values()].map((entry) => ({
           field: entry.quote.symbol,
           id: entry.id,

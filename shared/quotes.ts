@@ -181,6 +181,11 @@ export interface QuoteJsonOptions {
   id?: string;
 }
 
+/** Hash of the latest quote per symbol: field = symbol, value = JSON with the entry id. */
+export function latestKey(streamKey: string): string {
+  return `${streamKey}:latest`;
+}
+
 /** Plain JSON view of a quote, with the stream's snake_case field names. */
 export function quoteToJson(quote: Quote, options: QuoteJsonOptions = {}): Record<string, unknown> {
   const { id } = options;

@@ -167,6 +167,9 @@ Deno.test("bad input gets a clear 4xx JSON error and adds nothing", async () => 
     ["/drain/no-such-group", post(""), 404, /Unknown consumer group: "no-such-group"/],
     ["/nowhere", { method: "GET" }, 404, /Route not found/],
     ["/dead-letters?limit=0", { method: "GET" }, 400, /"limit"/],
+    ["/dead-letters/price-alerts/replay", post("", { ids: ["nope"] }), 400, /"ids"/],
+    ["/dead-letters/price-alerts/replay", post("", { ids: ["1-0"] }), 404, /not found.*"1-0"/],
+    ["/dead-letters/no-such-group/replay", post(""), 404, /Unknown consumer group/],
   ];
   for (const [path, init, status, message] of cases) {
     const res = await app.request(path, init);

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import postgres from "postgres";
-import { latestKey } from "../functions/emit_quotes.ts";
 import { drainGroup, resetGroupCache } from "../shared/drain.ts";
 import type { SinkEntry } from "../shared/drain.ts";
 import { GROUP_NAMES, processors } from "../shared/groups.ts";
@@ -12,7 +11,7 @@ import {
   type QuoteStore,
   quoteStoreSink,
 } from "../shared/quote_store.ts";
-import { encodeQuote, type Quote } from "../shared/quotes.ts";
+import { encodeQuote, latestKey, type Quote } from "../shared/quotes.ts";
 import { openStream } from "../shared/stream.ts";
 import { drainDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
