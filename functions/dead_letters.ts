@@ -15,7 +15,12 @@ import {
   parseDeadLetter,
   replayDeadLetters,
 } from "../shared/drain.ts";
-import { BadRequestError, ConflictError, NotFoundError } from "../shared/errors.ts";
+import {
+  BadRequestError,
+  ConflictError,
+  GroupStalledError,
+  NotFoundError,
+} from "../shared/errors.ts";
 import { findProcessor } from "../shared/groups.ts";
 import {
   defaultDeps,
@@ -78,6 +83,13 @@ export async function replayGroup(
   const result = await replayDeadLetters(deps, processor, { entries });
   if (result.busy) {
     throw new ConflictError(`Group "${group}" is being drained right now: retry shortly`);
+  }
+  if (result.stalled !== null && result.attempted === 0) {
+    const { dependency, error, retryAfterMs } = result.stalled;
+    throw new GroupStalledError(
+      `Cannot replay the dead letters of group "${group}" as its dependency ${dependency} failed: ${error}; they stay as they are`,
+      { group, dependency, retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) },
+    );
   }
   const { attempted, succeeded, failed } = result;
   return { group, attempted, succeeded, failed };

@@ -9,7 +9,7 @@
 import { Hono } from "hono";
 import { loadConfig } from "../shared/config.ts";
 import { consumerName, drainGroup, type DrainResult } from "../shared/drain.ts";
-import { NotFoundError } from "../shared/errors.ts";
+import { GroupStalledError, NotFoundError } from "../shared/errors.ts";
 import { findProcessor, processors } from "../shared/groups.ts";
 import {
   defaultDeps,
@@ -50,13 +50,21 @@ export async function drainOne(
   const processor = findProcessor(deps, group);
   if (processor === undefined) throw new NotFoundError(`Unknown consumer group: "${group}"`);
   const { count = 100, budgetMs, trigger = "http" } = options;
-  return await drainGroup(deps, processor, {
+  const result = await drainGroup(deps, processor, {
     count,
     // Without a budget: exactly one chunk, and no waiting for a retry to come due.
     budgetMs: budgetMs ?? 0,
     maxChunks: budgetMs === undefined ? 1 : Infinity,
     consumer: consumerName(`${trigger}-${group}`, { deploymentId: deps.config.deploymentId }),
   });
+  if (result.stalled !== null) {
+    const { dependency, error, retryAfterMs } = result.stalled;
+    throw new GroupStalledError(
+      `Cannot drain group "${group}" as its dependency ${dependency} failed: ${error}; its entries stay pending, ${result.acked} were stored before`,
+      { group, dependency, retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) },
+    );
+  }
+  return result;
 }
 
 /** Options of {@linkcode drainAll}. */

@@ -9,7 +9,7 @@
 import { Hono } from "hono";
 import { createHash } from "node:crypto";
 import { loadConfig } from "../shared/config.ts";
-import { ensureGroups } from "../shared/drain.ts";
+import { ensureGroups, recoverGroup } from "../shared/drain.ts";
 import {
   BackpressureError,
   BadRequestError,
@@ -84,10 +84,24 @@ function idempotencyRedisKey(streamKey: string, key: string): string {
   return `${streamKey}:idem:${createHash("sha256").update(key).digest("hex")}`;
 }
 
-/** Answers 429 while the slowest group lags more than MAX_LAG entries. */
+/**
+ * Answers 429 while the slowest group lags more than MAX_LAG entries, and
+ * recreates groups Redis lost, so no entry of this emit is missed by them.
+ */
 export async function checkBackpressure(deps: Deps): Promise<void> {
-  const stream = openStream(deps.redis(), deps.config.streamKey);
+  const redis = deps.redis();
+  const stream = openStream(redis, deps.config.streamKey);
   const groups = await stream.groups();
+  const missing = GROUP_NAMES.filter((name) => !groups.some((g) => g.name === name));
+  if (missing.length > 0) {
+    if (groups.length === 0 && (await stream.info()) === null) {
+      // No stream at all: a first start, or Redis lost everything; the
+      // groups start with this emit either way.
+      await ensureGroups(deps, missing, { force: true });
+    } else {
+      for (const group of missing) await recoverGroup({ config: deps.config, redis }, { group });
+    }
+  }
   let worst = groups.reduce((max, g) => Math.max(max, g.lag ?? 0), 0);
   // Redis reports no lag when it cannot tell (e.g. after XDEL by another
   // producer); the stream's length is then a safe upper bound.
@@ -112,7 +126,6 @@ export async function emitQuotes(deps: Deps, options: EmitOptions = {}): Promise
   const { ticks = 1, symbols = config.symbols, idempotencyKey, fingerprint = "" } = options;
   const redis = deps.redis();
   const stream = openStream(redis, config.streamKey);
-  await ensureGroups(deps, GROUP_NAMES);
   let idem: { key: string; token: string; fingerprint: string; ttlMs: number } | undefined;
   if (idempotencyKey !== undefined) {
     const key = idempotencyRedisKey(config.streamKey, idempotencyKey);

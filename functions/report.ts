@@ -8,7 +8,8 @@
 
 import { Hono } from "hono";
 import { loadConfig } from "../shared/config.ts";
-import { deadCountKey } from "../shared/drain.ts";
+import { deadCountKey, isMissingGroupError } from "../shared/drain.ts";
+import { readStalls, type Stall } from "../shared/stalls.ts";
 import { GROUP_NAMES } from "../shared/groups.ts";
 import { defaultDeps, type Deps, installErrorHandling, requireToken } from "../shared/http.ts";
 import { type ConsumerInfo, openStream } from "../shared/stream.ts";
@@ -31,6 +32,10 @@ export interface GroupReport {
   deadLetters: number;
   /** Idle time of the oldest pending entry, or null when nothing is pending. */
   oldestPendingMs: number | null;
+  /** "ok", or "stalled" while a dependency of the group fails. */
+  status: "ok" | "stalled";
+  /** Why the group is stalled, or null. */
+  stall: Stall | null;
 }
 
 /** The whole report. */
@@ -45,6 +50,8 @@ export interface Report {
   };
   /** Every group on the stream. */
   groups: GroupReport[];
+  /** Registered groups that do not exist in Redis (lost with its data, or never created). */
+  missingGroups: string[];
   /** Alerts stream figures. */
   alerts: { key: string; length: number };
   /** Dead-letter stream figures. */
@@ -55,6 +62,14 @@ export interface Report {
   warnings: string[];
 }
 
+/** A catch handler that turns NOGROUP into `fallback` and rethrows anything else. */
+function ignoreMissingGroup<T>(fallback: T): (error: unknown) => T {
+  return function missingGroupFallback(error: unknown): T {
+    if (isMissingGroupError(error)) return fallback;
+    throw error;
+  };
+}
+
 /** Readings of lag kept per group to tell a stuck group. */
 const LAG_HISTORY = 3;
 
@@ -63,12 +78,13 @@ export async function buildReport(deps: Deps): Promise<Report> {
   const { config } = deps;
   const redis = deps.redis();
   const stream = openStream(redis, config.streamKey);
-  const [info, groups, alertsLength, deadLength, deadCounts] = await Promise.all([
+  const [info, groups, alertsLength, deadLength, deadCounts, stalls] = await Promise.all([
     stream.info(),
     stream.groups(),
     openStream(redis, config.alertsKey).length(),
     openStream(redis, config.deadLetterKey).length(),
     redis.hgetall(deadCountKey(config)),
+    readStalls(redis, config.streamKey),
   ]);
   const historyKey = `${config.streamKey}:report:lag`;
   const history = groups.length > 0
@@ -78,10 +94,17 @@ export async function buildReport(deps: Deps): Promise<Report> {
   const stuckAfterMs = config.claimIdleMs * config.maxDeliveries;
   const reports = await Promise.all(groups.map(async function groupReport(g, i) {
     const group = stream.group(g.name);
+    // A group destroyed between XINFO GROUPS and these reads is reported as it was.
     const [consumerDetails, oldest] = await Promise.all([
-      group.consumers(),
-      g.pending > 0 ? group.pendingEntries({ count: 1 }) : [],
+      group.consumers().catch(ignoreMissingGroup([])),
+      g.pending > 0 ? group.pendingEntries({ count: 1 }).catch(ignoreMissingGroup([])) : [],
     ]);
+    const stall = stalls.get(g.name) ?? null;
+    if (stall !== null) {
+      warnings.push(
+        `Group "${g.name}" is stalled since ${stall.since}: its dependency ${stall.dependency} fails (${stall.error}); its entries stay pending and drains retry after ${stall.retryAt}`,
+      );
+    }
     const oldestPendingMs = oldest[0]?.idleMs ?? null;
     if (g.pending > config.pendingWarn) {
       warnings.push(
@@ -120,22 +143,26 @@ export async function buildReport(deps: Deps): Promise<Report> {
         lastDeliveredId: g.lastDeliveredId,
         deadLetters: Number(deadCounts[g.name] ?? 0),
         oldestPendingMs,
+        status: stall === null ? "ok" as const : "stalled" as const,
+        stall,
       },
       lags: recent,
     };
   }));
   if (reports.length > 0) {
+    // Best effort: a full Redis refuses the write, and the report must still answer.
     await redis.hset(
       historyKey,
       Object.fromEntries(reports.map((r) => [r.report.name, JSON.stringify(r.lags)])),
-    );
+    ).catch(() => 0);
   }
-  for (const name of GROUP_NAMES) {
-    if (!groups.some((g) => g.name === name)) {
-      warnings.push(
-        `Group "${name}" does not exist yet: it is created by the first emit or drain`,
-      );
-    }
+  const missingGroups = GROUP_NAMES.filter((name) => !groups.some((g) => g.name === name));
+  for (const name of missingGroups) {
+    warnings.push(
+      info === null
+        ? `Group "${name}" does not exist and neither does the stream "${config.streamKey}": a fresh Redis, or one that lost its data; the next emit or drain creates it at 0`
+        : `Group "${name}" is missing from the stream "${config.streamKey}": Redis lost it (FLUSHALL, restart without persistence, failover to an empty replica) or it was destroyed; the next emit or drain recreates it at 0 and it processes the ${info.length} entries the stream holds`,
+    );
   }
   return {
     stream: {
@@ -146,6 +173,7 @@ export async function buildReport(deps: Deps): Promise<Report> {
       entriesAdded: info?.entriesAdded ?? null,
     },
     groups: reports.map((r) => r.report),
+    missingGroups,
     alerts: { key: config.alertsKey, length: alertsLength },
     deadLetters: { key: config.deadLetterKey, length: deadLength },
     backpressure: groups.some((g) => (g.lag ?? 0) > config.maxLag),

@@ -12,7 +12,9 @@ import type { Redis } from "ioredis";
 import type { Config } from "./config.ts";
 import { decodeQuote, fieldsToRecord, type Quote, QuoteDecodeError } from "./quotes.ts";
 import type { AlertDraft, Analysis } from "./analysis/types.ts";
+import { asDependencyError, type DependencyError, messageOf } from "./dependency.ts";
 import { acquireLease, type Lease, leaseKey, releaseLease, renewLease } from "./lease.ts";
+import { readStall, type Stall, stallKey } from "./stalls.ts";
 import {
   type CommitResult,
   compareIds,
@@ -116,6 +118,18 @@ export interface DrainResult {
   durationMs: number;
   /** True when another invocation held the group's lease, so nothing was done. */
   busy: boolean;
+  /** Set when a dependency failed: the chunk stays pending, no delivery counted. */
+  stalled: StalledDrain | null;
+}
+
+/** Why a drain stopped on a failing dependency, and when to try again. */
+export interface StalledDrain {
+  /** Dependency that failed, e.g. "sqlite", "postgresql" or "redis". */
+  dependency: string;
+  /** The dependency's error message. */
+  error: string;
+  /** Back-off before the next attempt, in ms. */
+  retryAfterMs: number;
 }
 
 /** Hash of per-symbol state of a group. */
@@ -155,6 +169,57 @@ export function consumerName(trigger: string, options: ConsumerNameOptions = {})
 
 const readyGroups = new Set<string>();
 
+/** Options of {@linkcode ensureGroups}. */
+export interface EnsureGroupsOptions {
+  /**
+   * Ask Redis even for groups this isolate already created (Redis may have lost them).
+   * @default {false}
+   */
+  force?: boolean;
+}
+const recoveriesLogged = new Set<string>();
+
+/** True when `error` says a consumer group (or its stream) is gone: Redis lost it. */
+export function isMissingGroupError(error: unknown): boolean {
+  return error instanceof Error && /NOGROUP/.test(error.message);
+}
+
+/** The group that was lost, and the error that showed it. */
+export interface LostGroup {
+  /** Group name. */
+  group: string;
+  /**
+   * The NOGROUP error that showed it, if any.
+   * @default {undefined}
+   */
+  error?: unknown;
+}
+
+/**
+ * Recreates a group Redis lost, at `0` of the stream as it now stands (the
+ * entries there are new to it), and logs it once per group and process.
+ */
+export async function recoverGroup(
+  deps: Pick<DrainDeps, "config"> & { redis: Redis },
+  lost: LostGroup,
+): Promise<void> {
+  const { config, redis } = deps;
+  const { group } = lost;
+  readyGroups.delete(`${config.redisUrl}|${config.streamKey}|${group}`);
+  const stream = openStream(redis, config.streamKey);
+  const existed = (await stream.info()) !== null;
+  await ensureGroups({ config, redis: () => redis }, [group], { force: true });
+  const tag = `${config.streamKey}|${group}`;
+  if (recoveriesLogged.has(tag)) return;
+  recoveriesLogged.add(tag);
+  const reason = existed
+    ? "the stream exists but the group was gone (XGROUP DESTROY, or Redis lost data)"
+    : "the stream was gone too (FLUSHALL, a restart without persistence, or a failover to an empty replica)";
+  console.warn(
+    `Recreated consumer group "${group}" on "${config.streamKey}" at 0: ${reason}; its analysis state restarts from what Redis still holds`,
+  );
+}
+
 /**
  * Creates every group once per isolate and stream (idempotent); asks `deps`
  * for a client only when some group is not known to exist yet.
@@ -167,12 +232,14 @@ const readyGroups = new Set<string>();
 export async function ensureGroups(
   deps: Pick<DrainDeps, "config" | "redis">,
   groups: readonly string[],
+  options: EnsureGroupsOptions = {},
 ): Promise<void> {
   const { config } = deps;
+  const { force = false } = options;
   let stream: Stream | undefined;
   for (const group of groups) {
     const tag = `${config.redisUrl}|${config.streamKey}|${group}`;
-    if (readyGroups.has(tag)) continue;
+    if (readyGroups.has(tag) && !force) continue;
     stream ??= openStream(deps.redis(), config.streamKey);
     await stream.group(group).ensure();
     readyGroups.add(tag);
@@ -182,6 +249,7 @@ export async function ensureGroups(
 /** Forgets which groups exist, for tests that flush Redis. */
 export function resetGroupCache(): void {
   readyGroups.clear();
+  recoveriesLogged.clear();
 }
 
 interface Delivered {
@@ -199,6 +267,8 @@ interface Decoded {
 }
 
 interface ChunkOutcome {
+  /** Set when a dependency failed; nothing but the retry marks was committed. */
+  stalled?: StalledDrain;
   acked: number;
   failed: number;
   deferred: number;
@@ -357,6 +427,8 @@ async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promise<Chun
       }
       for (const d of good) ackIds.push(d.item.entry.id);
     } catch (error) {
+      const dependency = asDependencyError(error);
+      if (dependency !== undefined) return await stallChunk(ctx, { chunk, error: dependency });
       for (const d of good) fail(d, error);
     }
   } else {
@@ -420,6 +492,8 @@ async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promise<Chun
     alertsMaxLen: config.alertsMaxlen,
     alerts,
     hashWrites,
+    // Entries stored again end the group's stall, in the same atomic step.
+    hashDeletes: ackIds.length > deadLettered ? [[stallKey(config.streamKey), group]] : [],
     deadLetters,
     deadKey: config.deadLetterKey,
     counters,
@@ -428,6 +502,70 @@ async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promise<Chun
     deadSource,
   });
   return { acked: ackIds.length, failed, deferred, deadLettered, alerts: alertCount, commit };
+}
+
+/** A chunk whose dependency failed, and that failure. */
+interface StalledChunk {
+  /** Entries of the chunk, all left pending. */
+  chunk: Delivered[];
+  /** What failed. */
+  error: DependencyError;
+}
+
+/** Longest back-off after a failing dependency, in ms. */
+const MAX_STALL_BACKOFF_MS = 60000;
+
+/**
+ * Leaves a chunk whose dependency failed pending, with its delivery given
+ * back (a broken sink is not the entries' fault), claimable again after a
+ * back-off that doubles with each stalled drain in a row; records the stall
+ * in the same commit so /report and /health show it.
+ */
+async function stallChunk(ctx: ChunkContext, stalled: StalledChunk): Promise<ChunkOutcome> {
+  const { config, stream, processor, now, lease, deadSource } = ctx;
+  const { chunk, error } = stalled;
+  const group = processor.group;
+  const redis = stream.redis;
+  const previous = await readStall(redis, { streamKey: config.streamKey, group }).catch(
+    () => undefined,
+  );
+  const failures = (previous?.failures ?? 0) + 1;
+  const backoff = Math.min(
+    MAX_STALL_BACKOFF_MS,
+    config.claimIdleMs,
+    Math.max(1000, config.retryDelayMs) * 2 ** Math.min(failures - 1, 10),
+  );
+  const at = now();
+  const stall: Stall = {
+    dependency: error.dependency,
+    error: messageOf(error).slice(0, 500),
+    since: previous?.since ?? new Date(at).toISOString(),
+    failures,
+    retryAt: new Date(at + backoff).toISOString(),
+  };
+  const outcome: ChunkOutcome = {
+    stalled: { dependency: error.dependency, error: stall.error, retryAfterMs: backoff },
+    acked: 0,
+    failed: 0,
+    deferred: chunk.length,
+    deadLettered: 0,
+    alerts: 0,
+    commit: { status: "ok" },
+  };
+  // A replayed dead letter stays where it is; there is no delivery to give back.
+  const retry = deadSource !== undefined ? [] : chunk.map((item) => ({
+    id: item.entry.id,
+    idleMs: config.claimIdleMs - backoff,
+    attempted: false,
+  }));
+  // Best effort: when Redis itself is what failed, the entries stay pending
+  // as they are and come back after CLAIM_IDLE_MS.
+  outcome.commit = await stream.group(group).commit([], {
+    hashWrites: [[stallKey(config.streamKey), group, JSON.stringify(stall)]],
+    retry,
+    fence: { key: lease.key, token: lease.token },
+  }).catch(() => ({ status: "ok" as const }));
+  return outcome;
 }
 
 function emptyResult(start: Pick<DrainResult, "group" | "consumer" | "budgetMs">): DrainResult {
@@ -447,6 +585,7 @@ function emptyResult(start: Pick<DrainResult, "group" | "consumer" | "budgetMs">
     budgetMs,
     durationMs: 0,
     busy: false,
+    stalled: null,
   };
 }
 
@@ -499,10 +638,45 @@ export async function drainGroup(
       `Cannot drain as 'maxChunks' must be an integer >= 1 or Infinity: current value is ${maxChunks}`,
     );
   }
-  const group = processor.group;
   const started = now();
-  const result = emptyResult({ group, consumer, budgetMs });
   const redis = deps.redis();
+  const run: DrainSettings = { redis, processor, started, count, budgetMs, maxChunks, consumer };
+  try {
+    return await drainLeased(deps, run);
+  } catch (error) {
+    if (!isMissingGroupError(error)) throw error;
+    // Redis lost the group (FLUSHALL, a restart without persistence, a
+    // failover to an empty replica, XGROUP DESTROY): recreate it and retry
+    // once, within the same budget.
+    await recoverGroup({ config, redis }, { group: processor.group, error });
+    return await drainLeased(deps, run);
+  }
+}
+
+/** One drain's fixed inputs, shared by its first attempt and the retry after a lost group. */
+interface DrainSettings {
+  /** The one client of this drain. */
+  redis: Redis;
+  /** The group's processor. */
+  processor: Processor;
+  /** When the drain started, in ms since the epoch. */
+  started: number;
+  /** Most entries per chunk. */
+  count: number;
+  /** Time budget in ms. */
+  budgetMs: number;
+  /** Most chunks to process. */
+  maxChunks: number;
+  /** Consumer name. */
+  consumer: string;
+}
+
+/** Drains under the group's lease: the body of {@linkcode drainGroup}. */
+async function drainLeased(deps: DrainDeps, run: DrainSettings): Promise<DrainResult> {
+  const { config, now } = deps;
+  const { redis, processor, started, count, budgetMs, maxChunks, consumer } = run;
+  const group = processor.group;
+  const result = emptyResult({ group, consumer, budgetMs });
   const stream = openStream(redis, config.streamKey);
   await ensureGroups({ config, redis: () => redis }, [group]);
   const ttlMs = leaseTtlMs(config);
@@ -538,6 +712,12 @@ export async function drainGroup(
       result.read += chunk.items.length;
       result.claimed += chunk.claimed;
       const outcome = await processChunk(ctx, chunk.items);
+      if (outcome.stalled !== undefined) {
+        result.stalled = outcome.stalled;
+        result.deferred += outcome.deferred;
+        waiting = true;
+        break;
+      }
       if (outcome.commit.status !== "ok") {
         // Lost the lease (fenced) or raced a commit: nothing of this chunk was
         // written, the entries stay pending and the next holder retries them.
@@ -675,6 +855,8 @@ export interface ReplayResult {
   failed: number;
   /** True when another invocation held the group's lease, so nothing was done. */
   busy: boolean;
+  /** Set when a dependency failed: the remaining dead letters were left as they are. */
+  stalled: StalledDrain | null;
 }
 
 /** A dead letter as listed by the API. */
@@ -817,7 +999,14 @@ export async function replayDeadLetters(
       group,
       limit: MAX_REPLAY,
     });
-  const result: ReplayResult = { group, attempted: 0, succeeded: 0, failed: 0, busy: false };
+  const result: ReplayResult = {
+    group,
+    attempted: 0,
+    succeeded: 0,
+    failed: 0,
+    busy: false,
+    stalled: null,
+  };
   const lease = await acquireLease(redis, leaseKey(config.streamKey, group), {
     ttlMs: leaseTtlMs(config),
   });
@@ -845,6 +1034,10 @@ export async function replayDeadLetters(
         };
       });
       const outcome = await processChunk(ctx, chunk);
+      if (outcome.stalled !== undefined) {
+        result.stalled = outcome.stalled;
+        break;
+      }
       if (outcome.commit.status !== "ok") break;
       result.attempted += chunk.length;
       result.succeeded += outcome.acked - outcome.deadLettered;

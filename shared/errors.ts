@@ -11,16 +11,22 @@ export class HttpError extends Error {
   readonly status: number;
   /** Extra response headers, e.g. Retry-After. */
   readonly headers: Record<string, string>;
-  /** Creates the error with its status, message and optional headers. */
+  /** Extra members of the JSON error body, beside `error`. */
+  readonly details: Record<string, unknown>;
+  /** Creates the error with its status, message and optional headers and body members. */
   constructor(
     status: number,
     message: string,
-    options?: ErrorOptions & { headers?: Record<string, string> },
+    options?: ErrorOptions & {
+      headers?: Record<string, string>;
+      details?: Record<string, unknown>;
+    },
   ) {
     super(message, options);
     this.name = "HttpError";
     this.status = status;
     this.headers = options?.headers ?? {};
+    this.details = options?.details ?? {};
   }
 }
 
@@ -75,5 +81,28 @@ export class UnavailableError extends HttpError {
   constructor(message: string, options?: ErrorOptions) {
     super(503, message, options);
     this.name = "UnavailableError";
+  }
+}
+
+/** What stalled a group: the group and the dependency that failed. */
+export interface StallDetails {
+  /** Consumer group. */
+  group: string;
+  /** Dependency that failed, e.g. "sqlite", "postgresql" or "redis". */
+  dependency: string;
+  /** Seconds until the group should be tried again. */
+  retryAfterSeconds: number;
+}
+
+/** 503: a group's dependency failed; its entries stay pending and nothing was dead-lettered. */
+export class GroupStalledError extends HttpError {
+  /** Creates a 503 error with Retry-After, naming the group and the dependency. */
+  constructor(message: string, stall: StallDetails, options?: ErrorOptions) {
+    super(503, message, {
+      ...options,
+      headers: { "Retry-After": String(stall.retryAfterSeconds) },
+      details: { group: stall.group, dependency: stall.dependency },
+    });
+    this.name = "GroupStalledError";
   }
 }

@@ -11,6 +11,7 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { Redis } from "ioredis";
 import type { Config } from "./config.ts";
+import { DependencyError } from "./dependency.ts";
 import { BadRequestError, HttpError, UnavailableError } from "./errors.ts";
 import type { QuoteStore } from "./quote_store.ts";
 import { getRedis, isRedisUnavailable } from "./redis.ts";
@@ -136,12 +137,19 @@ export function onlyFields(body: Record<string, unknown>, allowed: string[]): vo
 /** Turns any error into the JSON error response; never leaks a stack trace. */
 export function errorResponse(error: unknown, c: Context): Response {
   if (error instanceof HttpError) {
-    return c.json({ error: error.message }, error.status as 400, error.headers);
+    return c.json({ error: error.message, ...error.details }, error.status as 400, error.headers);
   }
   if (error instanceof HTTPException) {
     const res = error.getResponse();
     if (res.headers.get("content-type")?.includes("json")) return res;
     return c.json({ error: error.message || "Request failed" }, error.status);
+  }
+  if (error instanceof DependencyError) {
+    return c.json(
+      { error: error.message, dependency: error.dependency },
+      503,
+      { "Retry-After": "5" },
+    );
   }
   if (isRedisUnavailable(error)) {
     return c.json({ error: `Redis is unavailable: ${(error as Error).message}` }, 503);

@@ -17,7 +17,9 @@ export interface Lease {
   token: string;
 }
 
-const ACQUIRE_SCRIPT = lua(`
+// allow-oom: a full Redis must still let a drain take its lease, since only
+// drains (acks and trimming) can free memory.
+const ACQUIRE_SCRIPT = lua(`#!lua flags=allow-oom
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local token = tostring(redis.call('INCR', KEYS[2]))
 redis.call('SET', KEYS[1], token, 'PX', ARGV[1])

@@ -20,6 +20,7 @@ import type { Config } from "./config.ts";
 import type { SinkEntry, SinkGroup } from "./drain.ts";
 import { latestKey, quoteToJson } from "./quotes.ts";
 import { compareIds, openStream } from "./stream.ts";
+import { toStoreError } from "./store_errors.ts";
 
 /** Consumer group name of the quote store. */
 export const QUOTE_STORE_GROUP = "quote-store";
@@ -156,12 +157,12 @@ const COLUMNS = [
   "datetime",
 ] as const;
 
-/** Runs synchronous work as a promise, so its errors reject instead of throwing. */
+/** Runs synchronous SQLite work as a promise, so its errors reject (classified) instead of throwing. */
 function attempt<T>(work: () => T): Promise<T> {
   try {
     return Promise.resolve(work());
   } catch (error) {
-    return Promise.reject(error);
+    return Promise.reject(toStoreError("sqlite", error));
   }
 }
 
@@ -313,22 +314,30 @@ function postgresStore(url: string, table: string): QuoteStore {
     kind: "postgres",
     async write(entries) {
       if (entries.length === 0) return 0;
-      const client = await open();
-      const rows = entries.map(toRow);
-      // One multi-row INSERT is one transaction: the chunk is stored whole or not at all.
-      const result = await client`
-        INSERT INTO ${client(table)} ${client(rows, ...COLUMNS)}
-        ON CONFLICT (id) DO NOTHING`;
-      return result.count;
+      try {
+        const client = await open();
+        const rows = entries.map(toRow);
+        // One multi-row INSERT is one transaction: the chunk is stored whole or not at all.
+        const result = await client`
+          INSERT INTO ${client(table)} ${client(rows, ...COLUMNS)}
+          ON CONFLICT (id) DO NOTHING`;
+        return result.count;
+      } catch (error) {
+        throw toStoreError("postgres", error);
+      }
     },
     async history(symbol, options = {}) {
       const { limit, from, to } = checkHistory(options);
-      const client = await open();
-      const rows = await client`
-        SELECT ${client([...COLUMNS])} FROM ${client(table)}
-        WHERE symbol = ${symbol} AND "timestamp" >= ${from} AND "timestamp" <= ${to}
-        ORDER BY "timestamp" DESC, id DESC LIMIT ${limit}`;
-      return toStoredQuotes(rows as unknown as Record<string, unknown>[]);
+      try {
+        const client = await open();
+        const rows = await client`
+          SELECT ${client([...COLUMNS])} FROM ${client(table)}
+          WHERE symbol = ${symbol} AND "timestamp" >= ${from} AND "timestamp" <= ${to}
+          ORDER BY "timestamp" DESC, id DESC LIMIT ${limit}`;
+        return toStoredQuotes(rows as unknown as Record<string, unknown>[]);
+      } catch (error) {
+        throw toStoreError("postgres", error);
+      }
     },
     async close() {
       const pending = ready;

@@ -632,7 +632,10 @@ end
 return removed
 `);
 
-const COMMIT_SCRIPT = lua(`
+// allow-oom: a full Redis must still take acks, state and the trim that
+// frees memory; without the flag a script whose first write is refused would
+// stop the queue, and one refused halfway would ack without its effects.
+const COMMIT_SCRIPT = lua(`#!lua flags=allow-oom
 local stream, alerts_key = KEYS[1], KEYS[2]
 local p = cjson.decode(ARGV[1])
 if p.fence then
@@ -663,6 +666,7 @@ for _, fields in ipairs(p.alerts) do
   redis.call('XADD', alerts_key, 'MAXLEN', '~', p.alerts_maxlen, '*', unpack(fields))
 end
 for _, w in ipairs(p.hset) do redis.call('HSET', w[1], w[2], w[3]) end
+for _, w in ipairs(p.hdel) do redis.call('HDEL', w[1], w[2]) end
 for _, d in ipairs(p.dead) do redis.call('XADD', p.dead_key, '*', unpack(d)) end
 for _, c in ipairs(p.incr) do redis.call('HINCRBY', c[1], c[2], c[3]) end
 -- Entries left pending for a retry get the idle time that makes them
@@ -864,6 +868,11 @@ export interface CommitOptions {
    */
   hashWrites?: [string, string, string][];
   /**
+   * Hash fields to delete: [key, field].
+   * @default {[]}
+   */
+  hashDeletes?: [string, string][];
+  /**
    * Dead-letter entries to append to `deadKey`, as flat field/value lists.
    * @default {[]}
    */
@@ -942,6 +951,12 @@ export class StreamGroup {
       return true;
     } catch (error) {
       if (error instanceof Error && error.message.startsWith("BUSYGROUP")) return false;
+      // A full Redis refuses XGROUP CREATE before it looks for the group, and
+      // a drain of an existing group must still run so it can free memory.
+      if (error instanceof Error && error.message.startsWith("OOM")) {
+        const groups = await this.stream.groups();
+        if (groups.some((g) => g.name === this.name)) return false;
+      }
       throw error;
     }
   }
@@ -1175,6 +1190,7 @@ export class StreamGroup {
       alerts_maxlen: alertsMaxLen,
       alerts: options.alerts ?? [],
       hset: options.hashWrites ?? [],
+      hdel: options.hashDeletes ?? [],
       dead: options.deadLetters ?? [],
       dead_key: options.deadKey ?? "",
       incr: options.counters ?? [],
