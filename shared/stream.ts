@@ -184,7 +184,10 @@ if p.maxlen then result.trimmed = safe_trim(stream, p.maxlen, p.trimLimit) end
 return cjson.encode(result)
 `);
 
-const UPDATE_LATEST_SCRIPT = lua(`${LUA_ID_HELPERS}
+// allow-oom: the quote-store group runs this before its ack; a full Redis
+// must not stall the group that frees memory by draining.
+const UPDATE_LATEST_SCRIPT = lua(`#!lua flags=allow-oom
+${LUA_ID_HELPERS}
 local key = KEYS[1]
 local updated = 0
 for _, item in ipairs(cjson.decode(ARGV[1])) do
