@@ -442,6 +442,7 @@ Deno.test("a replay that fails again keeps the dead letter with its new error an
     succeeded: 0,
     failed: 1,
     busy: false,
+    stalled: null,
   });
   assert.deepEqual(await redis.xrange(config.deadLetterKey, poison.id, poison.id), []);
   const [bad, again] = await deadLettersOf(redis, config, "price-alerts");

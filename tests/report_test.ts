@@ -109,6 +109,8 @@ Deno.test("the report lists the stream, each group's consumers, pending, lag and
     lastDeliveredId: "0-0",
     deadLetters: 0,
     oldestPendingMs: null,
+    status: "ok",
+    stall: null,
   });
 
   assert.deepEqual(r.alerts, { key: "stock_alerts", length: await redis.xlen("stock_alerts") });
@@ -128,10 +130,11 @@ Deno.test("the report of an empty Redis warns that the groups do not exist yet",
     entriesAdded: null,
   });
   assert.deepEqual(r.groups, []);
+  assert.deepEqual(r.missingGroups, [...GROUP_NAMES]);
   assert.deepEqual(
     r.warnings,
     GROUP_NAMES.map((name) =>
-      `Group "${name}" does not exist yet: it is created by the first emit or drain`
+      `Group "${name}" does not exist and neither does the stream "stock_quotes": a fresh Redis, or one that lost its data; the next emit or drain creates it at 0`
     ),
   );
 });
