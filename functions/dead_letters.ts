@@ -29,6 +29,7 @@ import {
   limitBody,
   onlyFields,
   readJsonBody,
+  requireJson,
   requireToken,
 } from "../shared/http.ts";
 import { openStream, type StreamEntry } from "../shared/stream.ts";
@@ -118,6 +119,7 @@ export function createDeadLettersApp(deps: Deps): Hono {
   app.post(
     "/dead-letters/:group/replay",
     requireToken(deps.config),
+    requireJson(),
     limitBody(),
     async function replay(c) {
       const group = c.req.param("group");

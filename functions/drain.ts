@@ -19,6 +19,7 @@ import {
   limitBody,
   onlyFields,
   readJsonBody,
+  requireJson,
   requireToken,
 } from "../shared/http.ts";
 
@@ -106,20 +107,26 @@ export async function drainAll(
 export function createDrainApp(deps: Deps): Hono {
   const app = new Hono();
   installErrorHandling(app);
-  app.post("/drain/:group", requireToken(deps.config), limitBody(), async function drain(c) {
-    const group = c.req.param("group");
-    if (findProcessor(deps, group) === undefined) {
-      throw new NotFoundError(`Unknown consumer group: "${group}"`);
-    }
-    const body = await readJsonBody(c);
-    onlyFields(body, ["count", "budgetMs"]);
-    const count = intField(body, { name: "count", min: 1, max: 1000, fallback: 100 });
-    const budgetMs = body.budgetMs === undefined
-      ? undefined
-      : intField(body, { name: "budgetMs", min: 0, max: 55000, fallback: 0 });
-    const result = await drainOne(deps, group, { count, budgetMs });
-    return c.json(result);
-  });
+  app.post(
+    "/drain/:group",
+    requireToken(deps.config),
+    requireJson(),
+    limitBody(),
+    async function drain(c) {
+      const group = c.req.param("group");
+      if (findProcessor(deps, group) === undefined) {
+        throw new NotFoundError(`Unknown consumer group: "${group}"`);
+      }
+      const body = await readJsonBody(c);
+      onlyFields(body, ["count", "budgetMs"]);
+      const count = intField(body, { name: "count", min: 1, max: 1000, fallback: 100 });
+      const budgetMs = body.budgetMs === undefined
+        ? undefined
+        : intField(body, { name: "budgetMs", min: 0, max: 55000, fallback: 0 });
+      const result = await drainOne(deps, group, { count, budgetMs });
+      return c.json(result);
+    },
+  );
   return app;
 }
 

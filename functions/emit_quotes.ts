@@ -26,6 +26,7 @@ import {
   limitBody,
   onlyFields,
   readJsonBody,
+  requireJson,
   requireToken,
 } from "../shared/http.ts";
 import { encodeQuote, latestKey, quoteToJson, SYMBOL_PATTERN } from "../shared/quotes.ts";
@@ -242,21 +243,27 @@ export function parseEmitBody(body: Record<string, unknown>, defaults: string[])
 export function createEmitApp(deps: Deps): Hono {
   const app = new Hono();
   installErrorHandling(app);
-  app.post("/emit-quotes", requireToken(deps.config), limitBody(), async function emit(c) {
-    const options = parseEmitBody(await readJsonBody(c), deps.config.symbols);
-    const key = c.req.header("Idempotency-Key");
-    if (key !== undefined) {
-      if (!IDEMPOTENCY_KEY.test(key)) {
-        throw new BadRequestError(
-          `Idempotency-Key must be 1 to 200 printable characters: got ${JSON.stringify(key)}`,
-        );
+  app.post(
+    "/emit-quotes",
+    requireToken(deps.config),
+    requireJson(),
+    limitBody(),
+    async function emit(c) {
+      const options = parseEmitBody(await readJsonBody(c), deps.config.symbols);
+      const key = c.req.header("Idempotency-Key");
+      if (key !== undefined) {
+        if (!IDEMPOTENCY_KEY.test(key)) {
+          throw new BadRequestError(
+            `Idempotency-Key must be 1 to 200 printable characters: got ${JSON.stringify(key)}`,
+          );
+        }
+        options.fingerprint = createHash("sha256")
+          .update(JSON.stringify([options.ticks, options.symbols])).digest("hex");
+        options.idempotencyKey = key;
       }
-      options.fingerprint = createHash("sha256")
-        .update(JSON.stringify([options.ticks, options.symbols])).digest("hex");
-      options.idempotencyKey = key;
-    }
-    return c.json(await emitQuotes(deps, options));
-  });
+      return c.json(await emitQuotes(deps, options));
+    },
+  );
   return app;
 }
 

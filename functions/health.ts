@@ -1,5 +1,7 @@
 /**
- * Function `GET /health`: answers whether Redis can be reached.
+ * Function `GET /health`: whether Redis can be reached and serve the queue,
+ * with a reason a person can act on when it cannot, and the groups that are
+ * stalled on a failing dependency.
  *
  * @module
  */
@@ -7,29 +9,88 @@
 import { Hono } from "hono";
 import { loadConfig } from "../shared/config.ts";
 import { defaultDeps, type Deps, installErrorHandling } from "../shared/http.ts";
+import { describeRedisProblem, redisProblem } from "../shared/redis.ts";
+import { readStalls, type Stall } from "../shared/stalls.ts";
 
-/** Pings Redis; true when it answered. */
-export async function checkHealth(deps: Deps): Promise<boolean> {
+/** What /health answers. */
+export interface Health {
+  /** "ok", or "degraded" with a reason. */
+  status: "ok" | "degraded";
+  /** "up", or what is wrong with Redis: "down", "credentials", "memory", "busy". */
+  redis: "up" | "down" | "credentials" | "memory" | "busy";
+  /** Why the status is degraded; absent when ok. */
+  reason?: string;
+  /** Groups stalled on a failing dependency, with the error. */
+  stalled: ({ group: string } & Stall)[];
+}
+
+/** Checks Redis (PING, memory against maxmemory) and reads the stalled groups. */
+export async function checkHealth(deps: Deps): Promise<Health> {
   try {
-    return (await deps.redis().ping()) === "PONG";
-  } catch {
-    return false;
+    const redis = deps.redis();
+    const [pong, memory, stalls] = await Promise.all([
+      redis.ping(),
+      redis.info("memory"),
+      readStalls(redis, deps.config.streamKey),
+    ]);
+    const stalled = [...stalls].map(([group, stall]) => ({ group, ...stall }));
+    const used = Number(/used_memory:(\d+)/.exec(memory)?.[1] ?? 0);
+    const max = Number(/maxmemory:(\d+)/.exec(memory)?.[1] ?? 0);
+    if (pong !== "PONG") {
+      return {
+        status: "degraded",
+        redis: "busy",
+        reason: `Redis answered PING with ${pong}`,
+        stalled,
+      };
+    }
+    if (max > 0 && used >= max) {
+      return {
+        status: "degraded",
+        redis: "memory",
+        reason: `${describeRedisProblem("memory")} (used_memory ${used} of maxmemory ${max})`,
+        stalled,
+      };
+    }
+    if (stalled.length > 0) {
+      return {
+        status: "degraded",
+        redis: "up",
+        reason: stalled.map((s) => `Group "${s.group}" is stalled: ${s.dependency} fails`).join(
+          "; ",
+        ),
+        stalled,
+      };
+    }
+    return { status: "ok", redis: "up", stalled };
+  } catch (error) {
+    const problem = redisProblem(error) ?? "down";
+    return {
+      status: "degraded",
+      redis: problem,
+      reason: describeRedisProblem(problem),
+      stalled: [],
+    };
   }
 }
 
-/** Builds the health function's app. */
+/** Builds the health function's app: 200 while Redis serves, 503 when it cannot be used. */
 export function createHealthApp(deps: Deps): Hono {
   const app = new Hono();
   installErrorHandling(app);
   app.get("/health", async function health(c) {
-    return await checkHealth(deps)
-      ? c.json({ status: "ok", redis: "up" })
-      : c.json({ status: "degraded", redis: "down" }, 503);
+    const result = await checkHealth(deps);
+    const unusable = result.redis === "down" || result.redis === "credentials" ||
+      result.redis === "busy";
+    return unusable ? c.json(result, 503, { "Retry-After": "5" }) : c.json(result);
   });
   return app;
 }
 
 if (import.meta.main) {
   const config = loadConfig();
-  Deno.serve({ port: config.port }, createHealthApp(defaultDeps(config)).fetch);
+  Deno.serve(
+    { hostname: config.host, port: config.port },
+    createHealthApp(defaultDeps(config)).fetch,
+  );
 }

@@ -86,11 +86,18 @@ async function main(): Promise<void> {
     const drainTimes: number[] = [];
     for (let i = 0; i < 300; i++) {
       let t = performance.now();
-      const res = await app.request("/emit-quotes", { method: "POST", body: '{"ticks":1}' });
+      const res = await app.request("/emit-quotes", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"ticks":1}',
+      });
       await res.body?.cancel();
       emitTimes.push(performance.now() - t);
       t = performance.now();
-      const drained = await app.request("/drain/price-alerts", { method: "POST" });
+      const drained = await app.request("/drain/price-alerts", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+      });
       await drained.body?.cancel();
       drainTimes.push(performance.now() - t);
     }

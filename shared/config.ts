@@ -5,14 +5,19 @@
  * @module
  */
 
+import { checkCron } from "./cron.ts";
 import { SYMBOL_PATTERN } from "./quotes.ts";
+import { redactUrl, registerSecret } from "./redact.ts";
 
-/** Raised when an environment variable holds an invalid value. */
+/** Raised when environment variables hold invalid values; one line per problem. */
 export class ConfigError extends Error {
-  /** Creates the error with the variable and value in the message. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+  /** Every problem found, one line each, naming the variable and its (redacted) value. */
+  readonly problems: string[];
+  /** Creates the error from its problems. */
+  constructor(problems: string[], options?: ErrorOptions) {
+    super(problems.join("\n"), options);
     this.name = "ConfigError";
+    this.problems = problems;
   }
 }
 
@@ -22,6 +27,8 @@ export interface Config {
   redisUrl: string;
   /** HTTP port. */
   port: number;
+  /** Address the server listens on (HOST); loopback unless asked otherwise. */
+  host: string;
   /** Bearer token protecting the operator functions; undefined when unset. */
   functionsToken: string | undefined;
   /** True on Deno Deploy (DENO_DEPLOYMENT_ID set). */
@@ -86,14 +93,18 @@ interface NumberRule {
   max: number;
 }
 
-const CRON_FIELD = /^[\d*,/-]+$/;
-
 /** Reads typed variables from one environment; every error names the variable and its value. */
 class EnvReader {
   readonly #env: Env;
+  /** Problems found so far, one line each. */
+  readonly problems: string[] = [];
 
   constructor(env: Env) {
     this.#env = env;
+  }
+
+  problem(line: string): void {
+    this.problems.push(line);
   }
 
   text(name: string, fallback: string): string {
@@ -119,9 +130,10 @@ class EnvReader {
       value > max
     ) {
       const kind = integer ? "an integer" : "a number";
-      throw new ConfigError(
+      this.problem(
         `Cannot read ${name} as it must be ${kind} from ${min} to ${max}: current value is "${raw}"`,
       );
+      return fallback;
     }
     return value;
   }
@@ -132,15 +144,14 @@ class EnvReader {
     const value = raw.trim().toLowerCase();
     if (["1", "true", "yes", "on"].includes(value)) return true;
     if (["0", "false", "no", "off"].includes(value)) return false;
-    throw new ConfigError(
-      `Cannot read ${name} as it must be true or false: current value is "${raw}"`,
-    );
+    this.problem(`Cannot read ${name} as it must be true or false: current value is "${raw}"`);
+    return fallback;
   }
 
   key(name: string, fallback: string): string {
     const value = this.text(name, fallback);
     if (!/^[\w:.\-{}]{1,200}$/.test(value)) {
-      throw new ConfigError(
+      this.problem(
         `Cannot read ${name} as it must be 1 to 200 of letters, digits and _:.-{}: current value is "${value}"`,
       );
     }
@@ -149,11 +160,15 @@ class EnvReader {
 
   schedule(name: string): string {
     const value = this.text(name, "* * * * *");
-    const fields = value.split(/\s+/);
-    if (fields.length !== 5 || !fields.every((f) => CRON_FIELD.test(f))) {
-      throw new ConfigError(
-        `Cannot read ${name} as it must be a 5-field cron expression: current value is "${value}"`,
+    try {
+      checkCron(value);
+    } catch (error) {
+      this.problem(
+        `Cannot read ${name} as ${
+          (error as Error).message
+        } (a 5-field UTC cron expression such as "*/5 * * * *"): current value is "${value}"`,
       );
+      return "* * * * *";
     }
     return value;
   }
@@ -182,30 +197,70 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     parsed = undefined;
   }
   if (!parsed || (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:")) {
-    throw new ConfigError(
-      `Cannot read REDIS_URL as it must be a redis:// or rediss:// URL: current value is "${redisUrl}"`,
+    read.problem(
+      `Cannot read REDIS_URL as it must be a redis:// or rediss:// URL: current value is "${
+        redactUrl(redisUrl)
+      }"`,
     );
+  } else {
+    registerSecret(decodeURIComponent(parsed.password));
   }
   const symbols = read.text("SYMBOLS", DEFAULT_SYMBOLS.join(","))
     .split(",").map((s) => s.trim()).filter((s) => s !== "");
   const badSymbol = symbols.find((s) => !SYMBOL_PATTERN.test(s));
   if (symbols.length === 0 || badSymbol !== undefined) {
-    throw new ConfigError(
+    read.problem(
       `Cannot read SYMBOLS as each must match ${SYMBOL_PATTERN}: current value is "${env.SYMBOLS}"`,
     );
   }
-  const token = env.FUNCTIONS_TOKEN;
+  const token = (env.FUNCTIONS_TOKEN ?? "").trim();
+  registerSecret(token);
   const databaseUrl = read.text("DATABASE_URL", "");
-  if (databaseUrl !== "" && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new ConfigError(
-      `Cannot read DATABASE_URL as it must be a postgres:// URL: current value is "${databaseUrl}"`,
+  if (databaseUrl !== "") {
+    let pg: URL | undefined;
+    try {
+      pg = new URL(databaseUrl);
+    } catch {
+      pg = undefined;
+    }
+    if (!pg || !/^postgres(ql)?:$/.test(pg.protocol) || pg.hostname === "") {
+      read.problem(
+        `Cannot read DATABASE_URL as it must be a postgres://user@host/database URL: current value is "${
+          redactUrl(databaseUrl)
+        }"`,
+      );
+    } else {
+      registerSecret(decodeURIComponent(pg.password));
+    }
+  }
+  const host = read.text("HOST", "127.0.0.1");
+  if (!/^(\d{1,3}(\.\d{1,3}){3}|\[?[0-9a-f:]+\]?|[a-z0-9.-]+)$/i.test(host)) {
+    read.problem(
+      `Cannot read HOST as it must be an IP address or host name such as 127.0.0.1 or 0.0.0.0: current value is "${host}"`,
+    );
+  }
+  const databasePath = read.text("DATABASE_PATH", "./data/quotes.db");
+  if (databasePath.includes("\0")) {
+    read.problem(
+      `Cannot read DATABASE_PATH as it must be a file path: current value is "${databasePath}"`,
     );
   }
   const streamKey = read.key("STREAM_KEY", "stock_quotes");
-  return {
+  const drainBudgetMs = read.integer("DRAIN_BUDGET_MS", { fallback: 20000, min: 1, max: 55000 });
+  const claimIdleMs = read.integer("CLAIM_IDLE_MS", { fallback: 60000, min: 10, max: 86400000 });
+  // A live drain renews its entries' ownership only by finishing chunks: an
+  // idle time shorter than its budget lets another invocation claim them.
+  const claimMargin = Math.min(1000, Math.ceil(drainBudgetMs / 10));
+  if (claimIdleMs <= drainBudgetMs + claimMargin) {
+    read.problem(
+      `Cannot read CLAIM_IDLE_MS as it must exceed DRAIN_BUDGET_MS (${drainBudgetMs}) plus ${claimMargin} ms, or running drains lose their entries to other invocations: current value is "${claimIdleMs}"`,
+    );
+  }
+  const config: Config = {
     redisUrl,
     port: read.integer("PORT", { fallback: 8000, min: 0, max: 65535 }),
-    functionsToken: token === undefined || token === "" ? undefined : token,
+    host,
+    functionsToken: token === "" ? undefined : token,
     deployed: (env.DENO_DEPLOYMENT_ID ?? "") !== "",
     deploymentId: (env.DENO_DEPLOYMENT_ID ?? "") === "" ? undefined : env.DENO_DEPLOYMENT_ID,
     streamKey,
@@ -215,13 +270,13 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     cronEnabled: read.boolean("CRON_ENABLED", true),
     emitSchedule: read.schedule("EMIT_SCHEDULE"),
     drainSchedule: read.schedule("DRAIN_SCHEDULE"),
-    drainBudgetMs: read.integer("DRAIN_BUDGET_MS", { fallback: 20000, min: 100, max: 55000 }),
+    drainBudgetMs,
     streamMaxlen: read.integer("STREAM_MAXLEN", { fallback: 100000, min: 1, max: 1e9 }),
     alertsMaxlen: read.integer("ALERTS_MAXLEN", { fallback: 10000, min: 1, max: 1e9 }),
     priceAlertPercent: read.number("PRICE_ALERT_PERCENT", { fallback: 2.0, min: 0.01, max: 100 }),
     volumeSpikeFactor: read.number("VOLUME_SPIKE_FACTOR", { fallback: 3.0, min: 1, max: 1000 }),
     pendingWarn: read.integer("PENDING_WARN", { fallback: 100, min: 0, max: 1e9 }),
-    claimIdleMs: read.integer("CLAIM_IDLE_MS", { fallback: 60000, min: 10, max: 86400000 }),
+    claimIdleMs,
     maxDeliveries: read.integer("MAX_DELIVERIES", { fallback: 5, min: 1, max: 1000 }),
     retryDelayMs: read.integer("RETRY_DELAY_MS", { fallback: 1000, min: 0, max: 86400000 }),
     consumerIdleMs: read.integer("CONSUMER_IDLE_MS", {
@@ -230,9 +285,17 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
       max: 30 * 86400000,
     }),
     maxLag: read.integer("MAX_LAG", { fallback: 1000000, min: 1, max: 1e9 }),
-    databasePath: read.text("DATABASE_PATH", "./data/quotes.db"),
+    databasePath,
     databaseUrl: databaseUrl === "" ? undefined : databaseUrl,
     liveMaxMs: read.integer("LIVE_MAX_MS", { fallback: 25000, min: 100, max: 3600000 }),
     liveMaxClients: read.integer("LIVE_MAX_CLIENTS", { fallback: 200, min: 1, max: 100000 }),
   };
+  if (read.problems.length > 0) throw new ConfigError(read.problems);
+  return config;
+}
+
+/** True when `host` is a loopback address, where an open operator route reaches only this machine. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return bare === "localhost" || bare === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
 }

@@ -10,11 +10,12 @@ import { bearerAuth } from "hono/bearer-auth";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { Redis } from "ioredis";
-import type { Config } from "./config.ts";
+import { type Config, isLoopbackHost } from "./config.ts";
 import { DependencyError } from "./dependency.ts";
 import { BadRequestError, HttpError, UnavailableError } from "./errors.ts";
 import type { QuoteStore } from "./quote_store.ts";
-import { getRedis, isRedisUnavailable } from "./redis.ts";
+import { describeError, redact } from "./redact.ts";
+import { describeRedisProblem, getRedis, type RedisProblem, redisProblem } from "./redis.ts";
 
 /** What a function needs from the outside world; tests pass their own. */
 export interface Deps {
@@ -56,8 +57,10 @@ export function limitBody(): MiddlewareHandler {
 }
 
 /**
- * Guards operator routes: Hono's bearerAuth when FUNCTIONS_TOKEN is set;
- * open when unset and not deployed; 503 when unset on Deno Deploy.
+ * Guards operator routes. With FUNCTIONS_TOKEN set: Hono's bearerAuth, which
+ * compares in constant time. Without it (unset or empty) the routes are open
+ * only on a loopback listener off Deno Deploy; anywhere else they fail closed
+ * with 503, since anyone who can reach the port could emit and drain.
  */
 export function requireToken(config: Config): MiddlewareHandler {
   if (config.functionsToken !== undefined) {
@@ -68,9 +71,34 @@ export function requireToken(config: Config): MiddlewareHandler {
       invalidAuthenticationHeader: { message: { error: "Malformed Authorization header" } },
     });
   }
-  return async function openWhenLocal(_c, next) {
-    if (config.deployed) {
-      throw new UnavailableError("FUNCTIONS_TOKEN is not configured on this deployment");
+  const open = !config.deployed && isLoopbackHost(config.host);
+  return async function openOnLoopbackOnly(_c, next) {
+    if (!open) {
+      throw new UnavailableError(
+        "FUNCTIONS_TOKEN is not set: operator routes stay closed unless the server listens on loopback only",
+      );
+    }
+    await next();
+  };
+}
+
+/**
+ * Refuses operator POSTs whose Content-Type is not application/json with
+ * 415; this also stops cross-site "simple" POSTs (text/plain forms), which
+ * browsers send without asking.
+ */
+export function requireJson(): MiddlewareHandler {
+  return async function jsonOnly(c, next) {
+    const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
+    if (type !== "application/json") {
+      return c.json(
+        {
+          error: `Request Content-Type must be application/json: got "${
+            type === "" ? "none" : type.slice(0, 100)
+          }"`,
+        },
+        415,
+      );
     }
     await next();
   };
@@ -134,10 +162,20 @@ export function onlyFields(body: Record<string, unknown>, allowed: string[]): vo
   }
 }
 
-/** Turns any error into the JSON error response; never leaks a stack trace. */
+/** Seconds a caller should wait after a 503 from a Redis problem. */
+const REDIS_RETRY_AFTER_SECONDS = 5;
+
+/** Turns any error into the JSON error response; never leaks a stack trace or a secret. */
 export function errorResponse(error: unknown, c: Context): Response {
   if (error instanceof HttpError) {
-    return c.json({ error: error.message, ...error.details }, error.status as 400, error.headers);
+    const headers = error.status === 503 && !("Retry-After" in error.headers)
+      ? { ...error.headers, "Retry-After": String(REDIS_RETRY_AFTER_SECONDS) }
+      : error.headers;
+    return c.json(
+      { error: redact(error.message), ...error.details },
+      error.status as 400,
+      headers,
+    );
   }
   if (error instanceof HTTPException) {
     const res = error.getResponse();
@@ -146,16 +184,30 @@ export function errorResponse(error: unknown, c: Context): Response {
   }
   if (error instanceof DependencyError) {
     return c.json(
-      { error: error.message, dependency: error.dependency },
+      { error: redact(error.message), dependency: error.dependency },
       503,
-      { "Retry-After": "5" },
+      { "Retry-After": String(REDIS_RETRY_AFTER_SECONDS) },
     );
   }
-  if (isRedisUnavailable(error)) {
-    return c.json({ error: `Redis is unavailable: ${(error as Error).message}` }, 503);
+  const problem = redisProblem(error);
+  if (problem !== undefined) {
+    logRedisProblem(problem, error);
+    return c.json({ error: describeRedisProblem(problem) }, 503, {
+      "Retry-After": String(REDIS_RETRY_AFTER_SECONDS),
+    });
   }
-  console.error("Unhandled error", error);
+  console.error(`Unhandled error on ${c.req.method} ${c.req.path}: ${describeError(error)}`);
   return c.json({ error: "Internal server error" }, 500);
+}
+
+const lastProblemLog = new Map<RedisProblem, number>();
+
+/** Logs a Redis problem as one short line, at most once a minute per kind. */
+function logRedisProblem(problem: RedisProblem, error: unknown): void {
+  const now = Date.now();
+  if (now - (lastProblemLog.get(problem) ?? 0) < 60000) return;
+  lastProblemLog.set(problem, now);
+  console.error(`${describeRedisProblem(problem)} (${describeError(error)})`);
 }
 
 /** Installs the shared error and not-found handlers on a function's app. */

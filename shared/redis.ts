@@ -133,22 +133,53 @@ export async function closeAllRedis(): Promise<void> {
   await Promise.all([...clients.values()].map((client) => closeRedis(client)));
 }
 
-const UNAVAILABLE_REPLIES = /^(LOADING|MASTERDOWN|READONLY|BUSY |TRYAGAIN|CLUSTERDOWN)/;
+const UNAVAILABLE_REPLIES =
+  /^(LOADING|MASTERDOWN|READONLY|BUSY |TRYAGAIN|CLUSTERDOWN|OOM |NOAUTH|WRONGPASS|NOPERM)/;
 
-/** True when `error` means Redis could not be reached, not that a command was wrong. */
-export function isRedisUnavailable(error: unknown): boolean {
-  if (error instanceof UnavailableError) return true;
-  if (error instanceof ReplyError) return UNAVAILABLE_REPLIES.test((error as Error).message);
-  if (!(error instanceof Error)) return false;
+/** What kind of Redis trouble an error shows, for the message a caller gets. */
+export type RedisProblem = "down" | "credentials" | "memory" | "busy";
+
+/** The Redis problem `error` shows, or undefined when it is not one (a wrong command, a bug). */
+export function redisProblem(error: unknown): RedisProblem | undefined {
+  if (error instanceof UnavailableError) return "down";
+  const message = error instanceof Error ? error.message : "";
+  if (/^(NOAUTH|WRONGPASS|NOPERM)/.test(message) || /\bWRONGPASS\b|\bNOAUTH\b/.test(message)) {
+    return "credentials";
+  }
+  if (/^OOM /.test(message) || /\bOOM command not allowed\b/.test(message)) return "memory";
+  if (error instanceof ReplyError) {
+    return UNAVAILABLE_REPLIES.test(message) ? "busy" : undefined;
+  }
+  if (!(error instanceof Error)) return undefined;
   return /Connection is closed|max retries per request|Command timed out|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|connect ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|Socket closed/i
-    .test(error.message);
+      .test(message)
+    ? "down"
+    : undefined;
 }
 
-/** Rethrows a connection failure as a 503 {@linkcode UnavailableError}; other errors unchanged. */
+/** True when `error` means Redis could not serve the command now, not that a command was wrong. */
+export function isRedisUnavailable(error: unknown): boolean {
+  return redisProblem(error) !== undefined;
+}
+
+/** The sentence a caller reads for a Redis problem; never the raw client error. */
+export function describeRedisProblem(problem: RedisProblem): string {
+  switch (problem) {
+    case "credentials":
+      return "Redis rejected the credentials in REDIS_URL";
+    case "memory":
+      return "Redis is out of memory (maxmemory reached): emits are refused until drains and trimming free memory";
+    case "busy":
+      return "Redis cannot serve commands right now (loading, failing over or busy)";
+    default:
+      return "Redis is unavailable: it cannot be reached";
+  }
+}
+
+/** Rethrows a Redis problem as a 503 {@linkcode UnavailableError}; other errors unchanged. */
 export function toUnavailable(error: unknown): unknown {
-  if (error instanceof UnavailableError || !isRedisUnavailable(error)) return error;
-  return new UnavailableError(
-    `Redis is unavailable: ${(error as Error).message}`,
-    { cause: error },
-  );
+  if (error instanceof UnavailableError) return error;
+  const problem = redisProblem(error);
+  if (problem === undefined) return error;
+  return new UnavailableError(describeRedisProblem(problem), { cause: error });
 }

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { withShortBudget } from "./_env.ts";
 import type { Redis } from "ioredis";
 import { type Config, loadConfig } from "../shared/config.ts";
 import type { DrainDeps } from "../shared/drain.ts";
@@ -37,7 +38,7 @@ export function testDeps(url: string, client: Redis, options: TestDepsOptions = 
       REDIS_URL: url,
       CRON_ENABLED: "false",
       DATABASE_PATH: ":memory:",
-      ...env,
+      ...withShortBudget(env),
     }),
     redis() {
       return client;

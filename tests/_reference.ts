@@ -8,6 +8,7 @@
  * @module
  */
 
+import { withShortBudget } from "./_env.ts";
 import { AssertionError } from "node:assert";
 import type { Redis } from "ioredis";
 import type { Analysis, AnalysisSettings } from "../shared/analysis/types.ts";
@@ -387,7 +388,7 @@ export function referenceEnv(
     DATABASE_PATH: `${server.dir}/quotes.db`,
     FUNCTIONS_TOKEN: "",
     DENO_DEPLOYMENT_ID: "",
-    ...overrides,
+    ...withShortBudget(overrides),
   };
 }
 

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { withShortBudget } from "./_env.ts";
 import { Hono } from "hono";
 import type { Redis } from "ioredis";
 import { type Config, loadConfig } from "../shared/config.ts";
@@ -22,7 +23,7 @@ export function siteConfig(
     REDIS_URL: redisUrl,
     CRON_ENABLED: "false",
     DATABASE_PATH: `${dir}/quotes.db`,
-    ...env,
+    ...withShortBudget(env),
   });
 }
 

@@ -282,7 +282,10 @@ Deno.test("the API answers through a real server, next to the operator routes", 
     assert.equal(queue.status, 200);
     await queue.body?.cancel();
     // The operator routes still want the token; the public API does not.
-    const emit = await fetch(`${server.url}/emit-quotes`, { method: "POST" });
+    const emit = await fetch(`${server.url}/emit-quotes`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+    });
     assert.equal(emit.status, 401);
     await emit.body?.cancel();
     const missing = await fetch(`${server.url}/api/nothing`);

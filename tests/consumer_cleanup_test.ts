@@ -101,7 +101,10 @@ Deno.test("a drain removes empty idle consumers but never one holding entries it
   await take(redis, config, "acked", 3, true);
   await sleep(IDLE_MS + 100);
   // CLAIM_IDLE_MS is 60 s, so the drain must leave the holder's entries where they are.
-  const res = await app.request(`/drain/${GROUP}`, { method: "POST" });
+  const res = await app.request(`/drain/${GROUP}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+  });
   assert.equal(res.status, 200);
   const result = await res.json() as DrainResult;
   assert.equal(result.read, 0);
@@ -131,7 +134,10 @@ Deno.test("a consumer whose entries were claimed away goes once idle, and the dr
 
   await sleep(IDLE_MS + 100);
   await emitQuotes(deps, { ticks: 1 });
-  const next = await (await app.request(`/drain/${GROUP}`, { method: "POST" })).json();
+  const next = await (await app.request(`/drain/${GROUP}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+  })).json();
   assert.equal(next.acked, 8);
   assert.notEqual(next.consumer, result.consumer);
   assert.deepEqual(await consumerNames(redis, config), [next.consumer]);

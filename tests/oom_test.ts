@@ -46,6 +46,10 @@ Deno.test("a full Redis refuses emits with 503 while drains still ack, trim and 
     assert.ok(Number(refused.headers.get("retry-after")) >= 1);
     assert.match((await refused.json()).error, /memory/i);
     assert.equal(await client.xlen(config.streamKey), quotes, "nothing half-written");
+    const full = await (await app.request("/health")).json();
+    assert.equal(full.status, "degraded");
+    assert.equal(full.redis, "memory");
+    assert.match(full.reason, /out of memory/);
 
     for (const group of GROUP_NAMES) {
       const res = await app.request(`/drain/${group}`, {

@@ -457,7 +457,10 @@ Deno.test("a replay that fails again keeps the dead letter with its new error an
 
   // Through the route, replaying every dead letter of the group: the malformed one fails again.
   fault.on = false;
-  const res = await app.request("/dead-letters/volume-analysis/replay", { method: "POST" });
+  const res = await app.request("/dead-letters/volume-analysis/replay", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+  });
   assert.equal(res.status, 200);
   assert.deepEqual(await res.json(), {
     group: "volume-analysis",

@@ -217,7 +217,10 @@ Deno.test("the report shows backpressure while a group lags more than MAX_LAG", 
   assert.deepEqual(r.warnings.filter((w) => w.startsWith("Backpressure")), [
     'Backpressure: group "technical-analysis" lags 16 entries, more than MAX_LAG 10; emits answer 429',
   ]);
-  const refused = await app.request("/emit-quotes", { method: "POST" });
+  const refused = await app.request("/emit-quotes", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+  });
   assert.equal(refused.status, 429);
   await refused.body?.cancel();
   await drain(deps, "technical-analysis");

@@ -233,7 +233,10 @@ Deno.test("backpressure falls back to the stream length when Redis cannot tell a
   assert.equal(refused.status, 429);
   assert.match((await refused.json()).error, /lags \d+ entries: MAX_LAG is 60/);
   // A drain still knows there is more to do.
-  const drained = await (await app.request(`/drain/${SLOW}`, { method: "POST" })).json();
+  const drained = await (await app.request(`/drain/${SLOW}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+  })).json();
   assert.equal(drained.lag, null);
   assert.equal(drained.more, true);
 });
