@@ -10,25 +10,50 @@ import { drainAll } from "./functions/drain.ts";
 import { closeLive } from "./functions/live.ts";
 import { emitQuotes } from "./functions/emit_quotes.ts";
 import { createApp } from "./shared/app.ts";
-import { type Config, ConfigError, loadConfig } from "./shared/config.ts";
+import { type Config, ConfigError, isLoopbackHost, loadConfig } from "./shared/config.ts";
 import { defaultDeps } from "./shared/http.ts";
 import { closeQuoteStores } from "./shared/quote_store.ts";
-import { closeAllRedis } from "./shared/redis.ts";
+import { describeError, redactUrl } from "./shared/redact.ts";
+import { closeAllRedis, describeRedisProblem, redisProblem } from "./shared/redis.ts";
+
+/** Longest a stop may take before the process exits anyway, in ms. */
+const STOP_BOUND_MS = 9000;
 
 function configOrExit(): Config {
   try {
     return loadConfig();
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    console.error(error.message);
-    Deno.exit(1);
+    for (const line of error.problems) console.error(line);
+    Deno.exit(2);
   }
 }
 
 const config = configOrExit();
-const deps = defaultDeps(config);
+const stopping = new AbortController();
+const deps = { ...defaultDeps(config), signal: stopping.signal };
 const app = createApp(deps);
 const crons = new AbortController();
+
+const lastWarning = new Map<string, number>();
+
+/** Logs one line per kind of failure at most once a minute, so an outage does not flood the log. */
+function warnOncePerMinute(kind: string, line: string): void {
+  const now = Date.now();
+  if (now - (lastWarning.get(kind) ?? 0) < 60000) return;
+  lastWarning.set(kind, now);
+  console.error(line);
+}
+
+/** One line for a failed cron run: a Redis problem in words, anything else redacted. */
+function reportCronFailure(cron: string, error: unknown): void {
+  const problem = redisProblem(error);
+  if (problem !== undefined) {
+    warnOncePerMinute(`redis-${problem}`, `${cron} cron: ${describeRedisProblem(problem)}`);
+  } else {
+    console.error(`${cron} cron failed: ${describeError(error)}`);
+  }
+}
 
 // Deno Deploy only picks up crons registered at module top level, and the
 // local default retries differ from Deploy's, hence the explicit schedule.
@@ -36,39 +61,95 @@ if (config.cronEnabled && typeof Deno.cron === "function") {
   Deno.cron(
     "tickstream emit quotes",
     config.emitSchedule,
-    { backoffSchedule: [1000, 5000], signal: crons.signal },
+    { backoffSchedule: [], signal: crons.signal },
     async function emitCron() {
-      await emitQuotes(deps, { ticks: 1 });
+      if (stopping.signal.aborted) return;
+      try {
+        await emitQuotes(deps, { ticks: 1 });
+      } catch (error) {
+        reportCronFailure("Emit", error);
+      }
     },
   );
   Deno.cron(
     "tickstream drain groups",
     config.drainSchedule,
-    { backoffSchedule: [1000, 5000], signal: crons.signal },
+    { backoffSchedule: [], signal: crons.signal },
     async function drainCron() {
+      if (stopping.signal.aborted) return;
       const results = await drainAll(deps);
-      const failures = results.filter((r) => "error" in r);
-      if (failures.length > 0) console.error("Drain cron failures", failures);
+      for (const r of results) {
+        if ("error" in r) reportCronFailure(`Drain ${r.group}`, new Error(r.error));
+      }
     },
   );
 }
 
-const server = Deno.serve({
-  port: config.port,
-  onListen({ hostname, port }) {
-    console.log(`tickstream listening on http://${hostname}:${port}/`);
-  },
-}, app.fetch);
+function serveOrExit(): Deno.HttpServer {
+  try {
+    return Deno.serve({
+      hostname: config.host,
+      port: config.port,
+      onListen({ hostname, port }) {
+        console.log(`tickstream listening on http://${hostname}:${port}/`);
+      },
+    }, app.fetch);
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      console.error(
+        `Cannot listen on ${config.host}:${config.port} as the port is in use: stop the other server or set PORT to a free port`,
+      );
+    } else {
+      console.error(`Cannot listen on ${config.host}:${config.port}: ${describeError(error)}`);
+    }
+    Deno.exit(1);
+  }
+}
 
-let stopping = false;
+const server = serveOrExit();
 
+if (config.functionsToken === undefined && !config.deployed) {
+  console.warn(
+    isLoopbackHost(config.host)
+      ? `FUNCTIONS_TOKEN is not set: the operator routes (emit, drain, report, dead letters) are open to every program on this machine`
+      : `FUNCTIONS_TOKEN is not set: the operator routes answer 503 on ${config.host}; set FUNCTIONS_TOKEN to use them`,
+  );
+}
+
+/** Says once at start whether Redis answers, in words an operator can act on. */
+async function checkRedisAtStart(): Promise<void> {
+  try {
+    await deps.redis().ping();
+  } catch (error) {
+    const problem = redisProblem(error) ?? "down";
+    warnOncePerMinute(
+      `redis-${problem}`,
+      `${describeRedisProblem(problem)} (REDIS_URL ${
+        redactUrl(config.redisUrl)
+      }): requests answer 503 until it is fixed`,
+    );
+  }
+}
+
+checkRedisAtStart();
+
+let stopped = false;
+
+/**
+ * Stops cleanly: no new requests or cron runs, running drains end after the
+ * chunk they are committing and answer their callers, leases are released,
+ * live feeds get a final event; then the process exits 0.
+ */
 async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
+  if (stopped) return;
+  stopped = true;
   console.log(`Received ${signal}: stopping`);
-  // A running cron keeps the process alive, and so would a hung shutdown.
-  const forced = setTimeout(() => Deno.exit(1), 5000);
+  const forced = setTimeout(() => {
+    console.error(`Stop took longer than ${STOP_BOUND_MS} ms: exiting anyway`);
+    Deno.exit(1);
+  }, STOP_BOUND_MS);
   crons.abort();
+  stopping.abort();
   // Open live feeds would hold server.shutdown() until they end by themselves.
   await closeLive();
   await server.shutdown().catch(() => {});

@@ -57,6 +57,7 @@ export async function drainOne(
     budgetMs: budgetMs ?? 0,
     maxChunks: budgetMs === undefined ? 1 : Infinity,
     consumer: consumerName(`${trigger}-${group}`, { deploymentId: deps.config.deploymentId }),
+    signal: deps.signal,
   });
   if (result.stalled !== null) {
     const { dependency, error, retryAfterMs } = result.stalled;

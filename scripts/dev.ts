@@ -6,19 +6,28 @@
  * @module
  */
 
-import { loadConfig } from "../shared/config.ts";
-import { closeRedis, createRedis } from "../shared/redis.ts";
+import { type Config, ConfigError, loadConfig } from "../shared/config.ts";
+import { describeError, redactUrl } from "../shared/redact.ts";
+import { closeRedis, createRedis, redisProblem } from "../shared/redis.ts";
 
-/** True when a Redis answers PING at `url` within about two seconds. */
-export async function redisAnswers(url: string): Promise<boolean> {
+/** What a PING at a Redis URL found: it answers, it wants (other) credentials, or nothing answers. */
+export type RedisProbe = "up" | "credentials" | "down";
+
+/** Pings the Redis at `url` within about two seconds and says what answered. */
+export async function probeRedis(url: string): Promise<RedisProbe> {
   const probe = createRedis(url);
   try {
-    return (await probe.ping()) === "PONG";
-  } catch {
-    return false;
+    return (await probe.ping()) === "PONG" ? "up" : "down";
+  } catch (error) {
+    return redisProblem(error) === "credentials" ? "credentials" : "down";
   } finally {
     await closeRedis(probe);
   }
+}
+
+/** True when a Redis answers PING at `url` within about two seconds. */
+export async function redisAnswers(url: string): Promise<boolean> {
+  return (await probeRedis(url)) === "up";
 }
 
 function onPath(command: string): boolean {
@@ -35,14 +44,30 @@ function onPath(command: string): boolean {
 }
 
 async function main(): Promise<number> {
-  const config = loadConfig();
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const line of error.problems) console.error(line);
+    return 2;
+  }
   const url = new URL(config.redisUrl);
   let redisServer: Deno.ChildProcess | undefined;
-  if (!(await redisAnswers(config.redisUrl))) {
+  const found = await probeRedis(config.redisUrl);
+  if (found === "credentials") {
+    console.error(
+      `The Redis at ${redactUrl(config.redisUrl)} wants a password, or rejected the one given ` +
+        `(NOAUTH/WRONGPASS).\nSet REDIS_URL with its credentials, for example ` +
+        `REDIS_URL=redis://:PASSWORD@${url.host} or redis://USER:PASSWORD@${url.host}`,
+    );
+    return 1;
+  }
+  if (found === "down") {
     const local = ["127.0.0.1", "localhost", "::1", "[::1]"].includes(url.hostname);
     if (!local || !onPath("redis-server")) {
       console.error(
-        `Nothing answers at ${config.redisUrl}. Start Redis first, for example:\n` +
+        `Nothing answers at ${redactUrl(config.redisUrl)}. Start Redis first, for example:\n` +
           `  docker compose up -d redis        (then REDIS_URL=redis://127.0.0.1:6379)\n` +
           `  sudo apt-get install -y redis-server && redis-server --daemonize yes`,
       );
@@ -111,4 +136,11 @@ async function main(): Promise<number> {
   return status.code;
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) {
+  try {
+    Deno.exit(await main());
+  } catch (error) {
+    console.error(`deno task dev failed: ${describeError(error)}`);
+    Deno.exit(1);
+  }
+}

@@ -82,6 +82,12 @@ export interface DrainOptions {
    */
   maxChunks?: number;
   /**
+   * Stops the drain before its next chunk (the current one still commits),
+   * so a process that is shutting down answers its callers and frees the lease.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+  /**
    * Consumer name; by default a unique name saying where it ran.
    * @default {consumerName("drain", { deploymentId: config.deploymentId })}
    */
@@ -589,8 +595,18 @@ function emptyResult(start: Pick<DrainResult, "group" | "consumer" | "budgetMs">
   };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less when `signal` aborts first. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+  });
 }
 
 /** Lease time: renewed every chunk, and gone before a dead holder's entries become claimable. */
@@ -622,6 +638,7 @@ export async function drainGroup(
     budgetMs = config.drainBudgetMs,
     maxChunks = Infinity,
     consumer = consumerName("drain", { deploymentId: config.deploymentId }),
+    signal,
   } = options;
   if (!Number.isInteger(count) || count < 1 || count > 1000) {
     throw new RangeError(
@@ -640,7 +657,16 @@ export async function drainGroup(
   }
   const started = now();
   const redis = deps.redis();
-  const run: DrainSettings = { redis, processor, started, count, budgetMs, maxChunks, consumer };
+  const run: DrainSettings = {
+    redis,
+    processor,
+    started,
+    count,
+    budgetMs,
+    maxChunks,
+    consumer,
+    signal,
+  };
   try {
     return await drainLeased(deps, run);
   } catch (error) {
@@ -669,12 +695,14 @@ interface DrainSettings {
   maxChunks: number;
   /** Consumer name. */
   consumer: string;
+  /** Stops the drain before its next chunk. */
+  signal: AbortSignal | undefined;
 }
 
 /** Drains under the group's lease: the body of {@linkcode drainGroup}. */
 async function drainLeased(deps: DrainDeps, run: DrainSettings): Promise<DrainResult> {
   const { config, now } = deps;
-  const { redis, processor, started, count, budgetMs, maxChunks, consumer } = run;
+  const { redis, processor, started, count, budgetMs, maxChunks, consumer, signal } = run;
   const group = processor.group;
   const result = emptyResult({ group, consumer, budgetMs });
   const stream = openStream(redis, config.streamKey);
@@ -693,6 +721,7 @@ async function drainLeased(deps: DrainDeps, run: DrainSettings): Promise<DrainRe
     let slowestChunk = 0;
     let first = true;
     while (chunks < maxChunks) {
+      if (signal?.aborted) break;
       const elapsed = now() - started;
       if (chunks > 0 && elapsed + slowestChunk > budgetMs) break;
       const chunkStart = now();
@@ -706,7 +735,7 @@ async function drainLeased(deps: DrainDeps, run: DrainSettings): Promise<DrainRe
         // newer entries must not overtake it.
         const wait = chunk.retryInMs;
         if (wait === undefined || now() - started + wait + slowestChunk > budgetMs) break;
-        await sleep(Math.min(wait, ttlMs / 2) + 1);
+        await sleep(Math.min(wait, ttlMs / 2) + 1, signal);
         continue;
       }
       result.read += chunk.items.length;

@@ -29,6 +29,8 @@ export interface Deps {
   random(): number;
   /** Quote store; the isolate's shared store for `config` when absent. */
   quoteStore?: QuoteStore;
+  /** Aborted when the process stops: drains finish their chunk and return. */
+  signal?: AbortSignal;
 }
 
 /** Default dependencies for `config`: the isolate's shared Redis client, real clock. */

@@ -56,11 +56,23 @@ export function createRedis(url: string, options: CreateRedisOptions = {}): Redi
     enableAutoPipelining: false,
   });
   // Without a listener ioredis prints every failed reconnect as unhandled.
-  redis.on("error", function onRedisError() {});
+  // A rejected AUTH closes the connection, so later commands only see a
+  // closed socket: remember the rejection to name it to callers.
+  redis.on("error", function onRedisError(error: unknown) {
+    if (/\b(WRONGPASS|NOAUTH|NOPERM)\b/.test(error instanceof Error ? error.message : "")) {
+      credentialsRejectedAt = Date.now();
+    }
+  });
+  redis.on("ready", function onRedisReady() {
+    credentialsRejectedAt = 0;
+  });
   return redis;
 }
 
 const clients = new Map<string, Redis>();
+
+/** When a Redis last rejected this process's credentials; 0 after a good connection. */
+let credentialsRejectedAt = 0;
 
 /**
  * Returns this isolate's shared client for `url`, creating it on first use.
@@ -151,10 +163,11 @@ export function redisProblem(error: unknown): RedisProblem | undefined {
     return UNAVAILABLE_REPLIES.test(message) ? "busy" : undefined;
   }
   if (!(error instanceof Error)) return undefined;
-  return /Connection is closed|max retries per request|Command timed out|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|connect ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|Socket closed/i
-      .test(message)
-    ? "down"
-    : undefined;
+  const down =
+    /Connection is closed|max retries per request|Command timed out|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|connect ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|Socket closed/i
+      .test(message);
+  if (!down) return undefined;
+  return Date.now() - credentialsRejectedAt < 30000 ? "credentials" : "down";
 }
 
 /** True when `error` means Redis could not serve the command now, not that a command was wrong. */

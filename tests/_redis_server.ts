@@ -35,6 +35,11 @@ export interface StartRedisOptions {
    * @default {false}
    */
   durable?: boolean;
+  /**
+   * Password the server requires (requirepass); the URL carries it.
+   * @default {undefined}
+   */
+  password?: string;
 }
 
 /** Returns a TCP port nobody listens on right now. */
@@ -67,7 +72,8 @@ async function waitForPing(url: string, timeoutMs: number): Promise<void> {
 export async function startRedis(options: StartRedisOptions = {}): Promise<TestRedis> {
   const port = freePort();
   const dir = await Deno.makeTempDir({ prefix: "tickstream-redis-" });
-  const url = `redis://127.0.0.1:${port}`;
+  const auth = options.password === undefined ? "" : `:${options.password}@`;
+  const url = `redis://${auth}127.0.0.1:${port}`;
   const args = [
     "--port",
     String(port),
@@ -83,6 +89,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
     "always",
     "--loglevel",
     "warning",
+    ...(options.password === undefined ? [] : ["--requirepass", options.password]),
   ];
   let process: Deno.ChildProcess | undefined;
   let client: Redis | undefined;

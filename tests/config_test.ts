@@ -85,3 +85,65 @@ Deno.test("config refuses an invalid value naming the variable and the value", (
     });
   }
 });
+
+Deno.test("config refuses cron expressions out of range or that can never fire, before Deno.cron sees them", () => {
+  for (
+    const schedule of [
+      "99 * * * *",
+      "0 0 31 2 *",
+      "0 0 30 2 *",
+      "0 0 31 4,6,9,11 *",
+      "* * * * 0",
+      "*/0 * * * *",
+    ]
+  ) {
+    assert.throws(() => loadConfig({ EMIT_SCHEDULE: schedule }), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /^Cannot read EMIT_SCHEDULE as /);
+      assert.ok(error.message.includes(`"${schedule}"`), error.message);
+      return true;
+    });
+  }
+  for (const schedule of ["*/5 * * * *", "0 9 * * MON-FRI", "0 0 29 2 *", "15,45 8-17 * * *"]) {
+    assert.equal(loadConfig({ DRAIN_SCHEDULE: schedule }).drainSchedule, schedule);
+  }
+});
+
+Deno.test("config refuses a CLAIM_IDLE_MS that a running drain could outlast", () => {
+  assert.throws(
+    () => loadConfig({ CLAIM_IDLE_MS: "20000", DRAIN_BUDGET_MS: "20000" }),
+    /CLAIM_IDLE_MS as it must exceed DRAIN_BUDGET_MS \(20000\) plus 1000 ms/,
+  );
+  assert.throws(() => loadConfig({ CLAIM_IDLE_MS: "5000" }), /CLAIM_IDLE_MS.*"5000"/);
+  assert.equal(loadConfig({ CLAIM_IDLE_MS: "21001" }).claimIdleMs, 21001);
+  // Short values for tests: the margin shrinks with the budget.
+  assert.equal(loadConfig({ CLAIM_IDLE_MS: "50", DRAIN_BUDGET_MS: "25" }).claimIdleMs, 50);
+});
+
+Deno.test("config reports every problem at once, one line each, with passwords redacted", () => {
+  assert.throws(
+    () =>
+      loadConfig({
+        REDIS_URL: "http://app:hunter2pw@cache:6379",
+        DATABASE_URL: "mysql://db:pgsecret99@db/x",
+        PORT: "eighty",
+        EMIT_SCHEDULE: "99 * * * *",
+      }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.problems.length, 4, error.message);
+      assert.equal(error.message.split("\n").length, 4);
+      assert.doesNotMatch(error.message, /hunter2pw|pgsecret99/);
+      assert.match(error.message, /http:\/\/app:\*\*\*@cache:6379/);
+      return true;
+    },
+  );
+});
+
+Deno.test("config listens on loopback unless HOST says otherwise, and an empty token is no token", () => {
+  assert.equal(loadConfig({}).host, "127.0.0.1");
+  assert.equal(loadConfig({ HOST: "0.0.0.0" }).host, "0.0.0.0");
+  assert.equal(loadConfig({ FUNCTIONS_TOKEN: "" }).functionsToken, undefined);
+  assert.equal(loadConfig({ FUNCTIONS_TOKEN: "  " }).functionsToken, undefined);
+  assert.throws(() => loadConfig({ HOST: "not a host!" }), /HOST.*"not a host!"/);
+});

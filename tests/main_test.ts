@@ -17,10 +17,13 @@ async function waitForHealth(base: string, timeoutMs: number): Promise<void> {
   throw new Error(`Cannot reach ${base}/health within ${timeoutMs} ms`);
 }
 
+// Child processes keep their quote store here, never in the working tree.
+const dataDir = await Deno.makeTempDir({ prefix: "tickstream-main-" });
+
 function spawnMain(env: Record<string, string>): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "main.ts"],
-    env,
+    env: { DATABASE_PATH: `${dataDir}/quotes.db`, ...env },
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -120,11 +123,11 @@ Deno.test("main.ts stops on SIGINT while Redis is down", async () => {
 Deno.test("main.ts refuses to start on an invalid setting and names it", async () => {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "main.ts"],
-    env: { PORT: "not-a-port", CRON_ENABLED: "false" },
+    env: { PORT: "not-a-port", CRON_ENABLED: "false", DATABASE_PATH: `${dataDir}/quotes.db` },
     stdout: "piped",
     stderr: "piped",
   }).output();
-  assert.notEqual(output.code, 0);
+  assert.equal(output.code, 2);
   assert.match(new TextDecoder().decode(output.stderr), /PORT.*"not-a-port"/);
 });
 
@@ -148,7 +151,12 @@ Deno.test("deno task dev starts a redis-server when none answers and stops it on
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "scripts/dev.ts"],
-    env: { REDIS_URL: `redis://127.0.0.1:${redisPort}`, PORT: String(port), CRON_ENABLED: "false" },
+    env: {
+      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      PORT: String(port),
+      CRON_ENABLED: "false",
+      DATABASE_PATH: `${dataDir}/quotes.db`,
+    },
     stdout: "piped",
     stderr: "null",
   }).spawn();
@@ -184,4 +192,8 @@ Deno.test("deno task dev starts a redis-server when none answers and stops it on
     await child.status;
     await output.cancel().catch(() => {});
   }
+});
+
+Deno.test("main tests leave their data directory behind in a temp dir only", async () => {
+  await Deno.remove(dataDir, { recursive: true });
 });
