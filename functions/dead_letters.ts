@@ -32,7 +32,7 @@ import {
   requireJson,
   requireToken,
 } from "../shared/http.ts";
-import { openStream, type StreamEntry } from "../shared/stream.ts";
+import { isStreamId, openStream, type StreamEntry } from "../shared/stream.ts";
 
 /** Options of {@linkcode listDeadLetters}: those of `findDeadLetters` but the order, newest first. */
 export type ListDeadLettersOptions = Omit<FindDeadLettersOptions, "newestFirst">;
@@ -96,8 +96,6 @@ export async function replayGroup(
   return { group, attempted, succeeded, failed };
 }
 
-const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
-
 /** Builds the dead-letter functions' app. */
 export function createDeadLettersApp(deps: Deps): Hono {
   const app = new Hono();
@@ -132,7 +130,7 @@ export function createDeadLettersApp(deps: Deps): Hono {
       if (body.ids !== undefined) {
         if (
           !Array.isArray(body.ids) || body.ids.length === 0 || body.ids.length > MAX_REPLAY ||
-          !body.ids.every((id) => typeof id === "string" && STREAM_ID.test(id))
+          !body.ids.every((id) => typeof id === "string" && isStreamId(id))
         ) {
           throw new BadRequestError(
             `Field "ids" must be an array of 1 to ${MAX_REPLAY} stream ids: got ${

@@ -34,16 +34,21 @@ export const RETRY_MS = 500;
 export const HEARTBEAT_MS = 15000;
 
 const MAX_WS_MESSAGE = 4096;
+// RFC 6455: the key is 16 random bytes in base64, so 22 characters and "==".
+const WS_KEY = /^[A-Za-z0-9+/]{22}==$/;
 const WS_BUFFER_LIMIT = 4 * 1024 * 1024;
 
 export { liveReaders };
 
-const sessions = new Set<{ end(): void; done: Promise<void> }>();
+const sessions = new Set<{ end(reason?: string): void; done: Promise<void> }>();
 
-/** Ends every live connection and stops every reader, e.g. on shutdown. */
+const SHUTDOWN_REASON = "Server is shutting down: reconnect with since";
+const MAX_MS_REASON = "LIVE_MAX_MS reached: reconnect with since";
+
+/** Ends every live connection with a final "end" event and stops every reader, e.g. on shutdown. */
 export async function closeLive(): Promise<void> {
   const open = [...sessions];
-  for (const session of open) session.end();
+  for (const session of open) session.end(SHUTDOWN_REASON);
   await Promise.all(open.map((s) => s.done));
   await stopLiveReaders();
 }
@@ -71,10 +76,12 @@ async function pumpSse(stream: SSEStreamingApi, feed: SseFeed): Promise<void> {
   let finish!: () => void;
   const done = new Promise<void>((resolve) => finish = resolve);
   let cut: ReturnType<typeof setTimeout> | undefined;
+  let reason = MAX_MS_REASON;
   const session = {
-    end() {
+    end(why: string = MAX_MS_REASON) {
       if (ended) return;
       ended = true;
+      reason = why;
       sub.interrupt();
       // A client that stopped reading would hold a pending write forever.
       cut = setTimeout(() => stream.abort(), END_GRACE_MS);
@@ -82,9 +89,9 @@ async function pumpSse(stream: SSEStreamingApi, feed: SseFeed): Promise<void> {
     done,
   };
   sessions.add(session);
-  const timer = setTimeout(session.end, maxMs);
+  const timer = setTimeout(() => session.end(MAX_MS_REASON), maxMs);
   const heartbeat = setInterval(() => sub.interrupt(), HEARTBEAT_MS);
-  stream.onAbort(session.end);
+  stream.onAbort(() => session.end());
   try {
     await stream.write(`retry: ${RETRY_MS}\n\n`);
     let lastId = "";
@@ -103,7 +110,10 @@ async function pumpSse(stream: SSEStreamingApi, feed: SseFeed): Promise<void> {
       }
     }
     if (!stream.aborted) {
-      await stream.write(`id: ${sub.settledCursor()}\nretry: ${RETRY_MS}\n\n`);
+      const id = sub.settledCursor();
+      await stream.write(
+        `event: end\ndata: ${JSON.stringify({ id, reason })}\nid: ${id}\nretry: ${RETRY_MS}\n\n`,
+      );
     }
   } catch (error) {
     // A failed catch-up read ends the connection; the client resumes from its last id.
@@ -140,10 +150,7 @@ class WsSession {
 
   open(ws: WSContext): void {
     this.#ws = ws;
-    this.#timer = setTimeout(
-      () => this.#close(1000, "LIVE_MAX_MS reached: reconnect with since"),
-      this.#deps.config.liveMaxMs,
-    );
+    this.#timer = setTimeout(() => this.#close(1000, MAX_MS_REASON), this.#deps.config.liveMaxMs);
   }
 
   message(data: unknown): void {
@@ -151,8 +158,8 @@ class WsSession {
     this.#work = this.#work.then(() => this.#handle(data));
   }
 
-  end(): void {
-    this.#close(1001, "Server is shutting down");
+  end(reason: string = SHUTDOWN_REASON): void {
+    this.#close(1001, reason);
   }
 
   closed(): void {
@@ -350,6 +357,24 @@ export function createLiveApp(deps: Deps): Hono {
           headers: { Upgrade: "websocket" },
         });
       }
+      // Checked here, before a slot is taken: Deno refuses such an upgrade
+      // with an error that would otherwise surface as a 500.
+      const key = c.req.header("sec-websocket-key") ?? "";
+      if (!WS_KEY.test(key)) {
+        throw new BadRequestError(
+          "Sec-WebSocket-Key must be 16 bytes in base64 (RFC 6455): the upgrade is refused",
+        );
+      }
+      const version = c.req.header("sec-websocket-version");
+      if (version !== undefined && version.trim() !== "13") {
+        throw new HttpError(
+          426,
+          `Sec-WebSocket-Version must be 13: got "${version.slice(0, 20)}"`,
+          {
+            headers: { "Sec-WebSocket-Version": "13" },
+          },
+        );
+      }
       const release = reserve();
       releases.set(c.req.raw, release);
       try {
@@ -358,6 +383,8 @@ export function createLiveApp(deps: Deps): Hono {
         release();
         throw error;
       }
+      // A failed upgrade reaches onError, not this catch: give the slot back.
+      if (c.error !== undefined || c.res.status !== 101) release();
     },
     upgradeWebSocket(function events(c) {
       const release = releases.get(c.req.raw) ?? (() => {});

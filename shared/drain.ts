@@ -219,7 +219,7 @@ export async function recoverGroup(
   if (recoveriesLogged.has(tag)) return;
   recoveriesLogged.add(tag);
   const reason = existed
-    ? "the stream exists but the group was gone (XGROUP DESTROY, or Redis lost data)"
+    ? "the stream exists without the group (XGROUP DESTROY, lost data, or a stream another producer created before any group)"
     : "the stream was gone too (FLUSHALL, a restart without persistence, or a failover to an empty replica)";
   console.warn(
     `Recreated consumer group "${group}" on "${config.streamKey}" at 0: ${reason}; its analysis state restarts from what Redis still holds`,

@@ -104,6 +104,23 @@ export function compareIds(a: string, b: string): number {
   return seq === 0n ? 0 : seq < 0n ? -1 : 1;
 }
 
+const MAX_ID_PART = 2n ** 64n - 1n;
+
+/**
+ * True when `text` is a complete stream entry id `<ms>-<seq>`, each part an
+ * unsigned 64-bit integer, as Redis accepts it.
+ *
+ * @example
+ * ```ts
+ * isStreamId("1700000000000-0"); // true
+ * isStreamId("18446744073709551616-0"); // false: beyond 64 bits
+ * ```
+ */
+export function isStreamId(text: string): boolean {
+  const match = /^(\d{1,20})-(\d{1,20})$/.exec(text);
+  return match !== null && BigInt(match[1]) <= MAX_ID_PART && BigInt(match[2]) <= MAX_ID_PART;
+}
+
 /** Options of {@linkcode Stream.readAfter} and {@linkcode readStreams}. */
 export interface ReadOptions {
   /**

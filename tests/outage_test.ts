@@ -94,7 +94,10 @@ Deno.test("redis-server killed and restarted mid emits and drains loses no 200-a
     for (
       const [path, init] of [
         ["/emit-quotes", post({ ticks: 2 })],
-        ["/emit-quotes", { ...post({ ticks: 1 }), headers: { "Idempotency-Key": "outage-1" } }],
+        ["/emit-quotes", {
+          ...post({ ticks: 1 }),
+          headers: { "content-type": "application/json", "Idempotency-Key": "outage-1" },
+        }],
         ["/drain/price-alerts", post({ budgetMs: 500 })],
         ["/report", { method: "GET" }],
         ["/health", { method: "GET" }],
@@ -106,8 +109,15 @@ Deno.test("redis-server killed and restarted mid emits and drains loses no 200-a
       assert.equal(res.status, 503, path);
       assert.match(res.headers.get("content-type") ?? "", /application\/json/);
       const body = await res.json();
-      if (path === "/health") assert.deepEqual(body, { status: "degraded", redis: "down" });
-      else assert.match(body.error, /^Redis is unavailable: /, path);
+      assert.ok(Number(res.headers.get("retry-after")) >= 1, `${path} Retry-After`);
+      if (path === "/health") {
+        assert.deepEqual(body, {
+          status: "degraded",
+          redis: "down",
+          reason: "Redis is unavailable: it cannot be reached",
+          stalled: [],
+        });
+      } else assert.match(body.error, /^Redis is unavailable: /, path);
       assert.ok(elapsed < 2500, `${path} answered in ${elapsed.toFixed(0)} ms`);
     }
     // Long enough that the background traffic saw failures too.
@@ -118,8 +128,9 @@ Deno.test("redis-server killed and restarted mid emits and drains loses no 200-a
     for (let i = 0; i < 100 && health !== 200; i++) {
       const res = await app.request("/health");
       health = res.status;
-      if (health === 200) assert.deepEqual(await res.json(), { status: "ok", redis: "up" });
-      else await sleep(100);
+      if (health === 200) {
+        assert.deepEqual(await res.json(), { status: "ok", redis: "up", stalled: [] });
+      } else await sleep(100);
     }
     assert.equal(health, 200, "the same app recovered without a restart");
     restarted = true;
