@@ -69,3 +69,20 @@ Deno.test("the start task the app service runs exists in deno.json", async () =>
   ) as { tasks?: Record<string, string> };
   assert.equal(typeof config.tasks?.start, "string");
 });
+
+Deno.test("the app listens on every interface inside its container and requires FUNCTIONS_TOKEN from the environment", async () => {
+  const { services } = await loadCompose();
+  const env = environmentOf(services.app);
+  assert.equal(env.HOST, "0.0.0.0");
+  // ${VAR:?message} makes compose refuse to start without it, and no default secret is in the file.
+  assert.match(env.FUNCTIONS_TOKEN, /^\$\{FUNCTIONS_TOKEN:\?[^}]+\}$/);
+  const text = await Deno.readTextFile(new URL("../docker-compose.yml", import.meta.url));
+  assert.doesNotMatch(text, /FUNCTIONS_TOKEN:-/);
+});
+
+Deno.test("the compose Redis is reachable from this machine only, as the dev hint says", async () => {
+  const { services } = await loadCompose();
+  assert.deepEqual(services.redis.ports, ["127.0.0.1:6379:6379"]);
+  const dev = await Deno.readTextFile(new URL("../scripts/dev.ts", import.meta.url));
+  assert.match(dev, /docker compose up -d redis\s+\(then REDIS_URL=redis:\/\/127\.0\.0\.1:6379\)/);
+});
