@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+
+Deno.test("every row of the README's failure-mode table names a test that exists", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const section = readme.split("## Failure modes")[1]?.split("\n## ")[0] ?? "";
+  const rows = section.split("\n").filter((line) =>
+    line.startsWith("| ") && !line.startsWith("| Fault")
+  )
+    .filter((line) => !/^\|\s*-+/.test(line));
+  assert.ok(rows.length >= 10, `only ${rows.length} rows`);
+  const names = new Set<string>();
+  for await (const entry of Deno.readDir(new URL(".", import.meta.url))) {
+    if (!entry.name.endsWith("_test.ts")) continue;
+    const text = await Deno.readTextFile(new URL(entry.name, import.meta.url));
+    for (const match of text.matchAll(/Deno\.test\(\s*[`"]([^`"]+)[`"]/g)) names.add(match[1]);
+    for (const match of text.matchAll(/name:\s*[`"]([^`"]+)[`"]/g)) names.add(match[1]);
+  }
+  for (const row of rows) {
+    const cells = row.split("|").map((cell) => cell.trim());
+    const test = cells[cells.length - 2];
+    // Test names built from a template keep their fixed parts.
+    const found = [...names].some((name) =>
+      name === test ||
+      new RegExp(`^${name.replace(/[.*+?^()|[\]\\]/g, "\\$&").replace(/\$\{[^}]+\}/g, ".*")}$`)
+        .test(test)
+    );
+    assert.ok(found, `no test named "${test}"`);
+  }
+});
