@@ -28,10 +28,19 @@ export interface Health {
 export async function checkHealth(deps: Deps): Promise<Health> {
   try {
     const redis = deps.redis();
-    const [pong, memory, stalls] = await Promise.all([
+    // A small write tells whether Redis takes writes: a full Redis refuses
+    // it with OOM while PING still answers.
+    const [pong, memory, stalls, write] = await Promise.all([
       redis.ping(),
       redis.info("memory"),
       readStalls(redis, deps.config.streamKey),
+      redis.set(`${deps.config.streamKey}:health`, String(deps.now()), "PX", 60000).then(
+        () => "ok",
+        (error: unknown) => {
+          if (redisProblem(error) === "memory") return "full";
+          throw error;
+        },
+      ),
     ]);
     const stalled = [...stalls].map(([group, stall]) => ({ group, ...stall }));
     const used = Number(/used_memory:(\d+)/.exec(memory)?.[1] ?? 0);
@@ -44,7 +53,7 @@ export async function checkHealth(deps: Deps): Promise<Health> {
         stalled,
       };
     }
-    if (max > 0 && used >= max) {
+    if (write === "full") {
       return {
         status: "degraded",
         redis: "memory",

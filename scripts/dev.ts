@@ -6,6 +6,7 @@
  * @module
  */
 
+import { dirname, resolve } from "node:path";
 import { type Config, ConfigError, loadConfig } from "../shared/config.ts";
 import { describeError, redactUrl } from "../shared/redact.ts";
 import { closeRedis, createRedis, redisProblem } from "../shared/redis.ts";
@@ -74,10 +75,14 @@ async function main(): Promise<number> {
       return 1;
     }
     const port = url.port || "6379";
-    await Deno.mkdir("data", { recursive: true });
-    console.log(`Starting redis-server on port ${port} for this session (data in ./data)`);
+    // The session's Redis keeps its files beside the quote store (./data by default).
+    const dataDir = config.databasePath === ":memory:"
+      ? "data"
+      : dirname(resolve(config.databasePath));
+    await Deno.mkdir(dataDir, { recursive: true });
+    console.log(`Starting redis-server on port ${port} for this session (data in ${dataDir})`);
     redisServer = new Deno.Command("redis-server", {
-      args: ["--port", port, "--bind", "127.0.0.1", "--dir", "data", "--appendonly", "yes"],
+      args: ["--port", port, "--bind", "127.0.0.1", "--dir", dataDir, "--appendonly", "yes"],
       stdout: "null",
       stderr: "inherit",
     }).spawn();

@@ -349,7 +349,9 @@ Deno.test("a live connection ends by itself after LIVE_MAX_MS with a retry hint 
     assert.ok(await reader.readUntil(() => reader.done, { timeoutMs: 3000 }));
     const elapsed = Date.now() - started;
     assert.ok(elapsed >= 350 && elapsed < 2500, `ended after ${elapsed} ms`);
-    assert.equal(reader.events.length, 0);
+    // Only the final "end" event: the AAPL quote is filtered out.
+    assert.deepEqual(reader.events.map((e) => e.event), ["end"]);
+    assert.match(reader.json<{ reason: string }>("end")[0].reason, /LIVE_MAX_MS reached/);
     assert.match(reader.text, /id: [\d-]+,[\d-]+\nretry: 500\n\n$/);
     // The filtered AAPL quote is behind the final cursor, so a resume skips it.
     assert.equal(reader.lastId, `${id},0-0`);
