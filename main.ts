@@ -8,7 +8,7 @@
 
 import { drainAll } from "./functions/drain.ts";
 import { closeLive } from "./functions/live.ts";
-import { emitQuotes } from "./functions/emit_quotes.ts";
+import { emitPaced } from "./functions/emit_quotes.ts";
 import { createApp } from "./shared/app.ts";
 import { type Config, ConfigError, loadConfig } from "./shared/config.ts";
 import { defaultDeps } from "./shared/http.ts";
@@ -38,7 +38,8 @@ if (config.cronEnabled && typeof Deno.cron === "function") {
     config.emitSchedule,
     { backoffSchedule: [1000, 5000], signal: crons.signal },
     async function emitCron() {
-      await emitQuotes(deps, { ticks: 1 });
+      // Paced: one tick per TICK_INTERVAL_MS for EMIT_BUDGET_MS; shutdown ends it.
+      await emitPaced(deps, { signal: crons.signal });
     },
   );
   Deno.cron(
