@@ -52,6 +52,15 @@ if (config.cronEnabled && typeof Deno.cron === "function") {
       if (failures.length > 0) console.error("Drain cron failures", failures);
     },
   );
+  // The first cron run can be a minute away: locally, pace until just before
+  // it, so a fresh start moves at once. On Deploy isolates start on demand.
+  if (!config.deployed) {
+    const toNextMinute = 60_000 - (Date.now() % 60_000) - 1000;
+    emitPaced(deps, {
+      budgetMs: Math.max(0, Math.min(config.emitBudgetMs, toNextMinute)),
+      signal: crons.signal,
+    }).catch((error) => console.error("Start-up emit failed", error));
+  }
 }
 
 const server = Deno.serve({

@@ -267,7 +267,10 @@ function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
  *
  * @example
  * ```ts
- * const result = await emitPaced(deps, { budgetMs: 59000 });
+ * import { loadConfig } from "../shared/config.ts";
+ * import { defaultDeps } from "../shared/http.ts";
+ *
+ * const result = await emitPaced(defaultDeps(loadConfig()), { budgetMs: 5000 });
  * ```
  */
 export async function emitPaced(deps: Deps, options: EmitPacedOptions = {}): Promise<PacedResult> {

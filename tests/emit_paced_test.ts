@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { emitPaced, emitQuotes } from "../functions/emit_quotes.ts";
 import { resetGroupCache } from "../shared/drain.ts";
 import { decodeQuote, type Quote } from "../shared/quotes.ts";
-import { startRedis } from "./_redis_server.ts";
+import { freePort, startRedis } from "./_redis_server.ts";
 import { testDeps } from "./_deps.ts";
 
 const server = await startRedis();
@@ -124,6 +124,42 @@ Deno.test("a bulk emit right after paced ticks stays one fast call and shares th
   assert.equal(burst[0], START + 1005);
   assert.equal(burst.at(-1), START + 1500);
   for (let i = 2; i < burst.length; i += 2) assert.equal(burst[i] - burst[i - 2], 5);
+});
+
+Deno.test("a fresh main.ts moves every second before its first cron run", async () => {
+  await server.flush();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts"],
+    cwd: new URL("../", import.meta.url).pathname,
+    env: {
+      REDIS_URL: server.url,
+      PORT: String(freePort()),
+      CRON_ENABLED: "true",
+      DATABASE_PATH: ":memory:",
+      DATABASE_URL: "",
+      DENO_DEPLOYMENT_ID: "",
+      SYMBOLS: "AAPL,MSFT",
+    },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    let seconds = new Set<number>();
+    const deadline = Date.now() + 30_000;
+    while (seconds.size < 3 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      seconds = new Set((await quotes()).map((q) => q.timestamp));
+    }
+    assert.ok(seconds.size >= 3, `ticks in ${seconds.size} seconds`);
+    const times = [...new Set((await quotes()).map((q) => Date.parse(q.datetime)))];
+    for (let i = 1; i < times.length; i++) {
+      // One tick per TICK_INTERVAL_MS (a little more when the machine is slow).
+      assert.ok(times[i] - times[i - 1] >= 900, `ticks ${times[i] - times[i - 1]} ms apart`);
+    }
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+  }
 });
 
 Deno.test({
