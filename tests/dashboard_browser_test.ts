@@ -121,6 +121,13 @@ Deno.test({
         await page.click("#emit");
       }
       await page.waitForSelector("#emit:not([disabled])");
+      // And one burst of 20 ticks that surely asks for more than the seconds since the last.
+      const burst = await fetch(`${server.url}/emit-quotes`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ticks: 20 }),
+      });
+      assert.equal(burst.status, 200, await burst.text());
       await page.click("#drain");
       await page.waitForSelector('#dev-tools[data-drained="1"]', { timeout: 20000 });
 
@@ -134,7 +141,7 @@ Deno.test({
       // one point per second of market time, so the bursts make no walls.
       await page.click('#ticker tr[data-symbol="MSFT"]');
       await page.waitForSelector('#chart[data-symbol="MSFT"]');
-      await waitUntil(page, `Number(document.getElementById("chart").dataset.ticks) >= 140`);
+      await waitUntil(page, `Number(document.getElementById("chart").dataset.ticks) >= 160`);
       const chart = await page.evaluate(
         `({ ...document.getElementById("chart").dataset })`,
       ) as Record<string, string>;
@@ -153,7 +160,7 @@ Deno.test({
       );
       assert.ok(await page.locator("#chart canvas").count() >= 1);
       assert.match(await page.textContent("#chart-symbol") ?? "", /MSFT/);
-      // Indicators come from the technical-analysis state: SMA(20) exists after 140 ticks.
+      // Indicators come from the technical-analysis state: SMA(20) exists after 160 ticks.
       await waitUntil(
         page,
         `[...document.querySelectorAll("#indicators div")].some((d) =>
