@@ -8,7 +8,7 @@
 
 import { drainAll } from "./functions/drain.ts";
 import { closeLive } from "./functions/live.ts";
-import { emitQuotes } from "./functions/emit_quotes.ts";
+import { emitPaced } from "./functions/emit_quotes.ts";
 import { createApp } from "./shared/app.ts";
 import { type Config, ConfigError, isLoopbackHost, loadConfig } from "./shared/config.ts";
 import { defaultDeps } from "./shared/http.ts";
@@ -65,7 +65,8 @@ if (config.cronEnabled && typeof Deno.cron === "function") {
     async function emitCron() {
       if (stopping.signal.aborted) return;
       try {
-        await emitQuotes(deps, { ticks: 1 });
+        // Paced: one tick per TICK_INTERVAL_MS for EMIT_BUDGET_MS; shutdown ends it.
+        await emitPaced(deps, { signal: stopping.signal });
       } catch (error) {
         reportCronFailure("Emit", error);
       }
@@ -83,6 +84,15 @@ if (config.cronEnabled && typeof Deno.cron === "function") {
       }
     },
   );
+  // The first cron run can be a minute away: locally, pace until just before
+  // it, so a fresh start moves at once. On Deploy isolates start on demand.
+  if (!config.deployed) {
+    const toNextMinute = 60_000 - (Date.now() % 60_000) - 1000;
+    emitPaced(deps, {
+      budgetMs: Math.max(0, Math.min(config.emitBudgetMs, toNextMinute)),
+      signal: crons.signal,
+    }).catch((error) => reportCronFailure("Start-up emit", error));
+  }
 }
 
 function serveOrExit(): Deno.HttpServer {

@@ -56,7 +56,7 @@ export async function drainOne(
     // Without a budget: exactly one chunk, and no waiting for a retry to come due.
     budgetMs: budgetMs ?? 0,
     maxChunks: budgetMs === undefined ? 1 : Infinity,
-    consumer: consumerName(`${trigger}-${group}`, { deploymentId: deps.config.deploymentId }),
+    consumer: consumerName(trigger, { deploymentId: deps.config.deploymentId }),
     signal: deps.signal,
   });
   if (result.stalled !== null) {

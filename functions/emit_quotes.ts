@@ -1,7 +1,8 @@
 /**
  * Function `POST /emit-quotes`: emits a batch of simulated quotes in one
- * atomic round trip, continuing the random walk stored in Redis. Also the
- * body of the emit cron.
+ * atomic round trip, continuing the random walk stored in Redis, stamped
+ * with market time (see shared/simulator.ts). Also the body of the emit
+ * cron, which is paced: one tick per TICK_INTERVAL_MS for EMIT_BUDGET_MS.
  *
  * @module
  */
@@ -164,7 +165,13 @@ export async function emitQuotes(deps: Deps, options: EmitOptions = {}): Promise
     for (let attempt = 0; attempt < MAX_GUARD_RETRIES; attempt++) {
       const [version, stored] = await redis.hmget(simKey, "version", "state");
       const state = stored ? JSON.parse(stored) : initialSimulatorState();
-      const sim = simulateTicks(state, { symbols, ticks, now: deps.now(), random: deps.random });
+      const sim = simulateTicks(state, {
+        symbols,
+        ticks,
+        now: deps.now(),
+        intervalMs: config.tickIntervalMs,
+        random: deps.random,
+      });
       const lastIndex = new Map<string, number>();
       sim.quotes.forEach((q, i) => lastIndex.set(q.symbol, i));
       const result = await stream.append(sim.quotes.map(encodeQuote), {
@@ -212,6 +219,109 @@ export async function emitQuotes(deps: Deps, options: EmitOptions = {}): Promise
       if (current === idem.token) await redis.del(idem.key).catch(() => 0);
     }
   }
+}
+
+/** Options of {@linkcode emitPaced}. */
+export interface EmitPacedOptions {
+  /**
+   * How long to keep emitting, in ms; no tick starts at or after it (0: one tick).
+   * @default {config.emitBudgetMs}
+   */
+  budgetMs?: number;
+  /**
+   * Time between two ticks, in ms.
+   * @default {config.tickIntervalMs}
+   */
+  intervalMs?: number;
+  /**
+   * Symbols to emit.
+   * @default {config.symbols}
+   */
+  symbols?: string[];
+  /**
+   * Waits `ms` or until `signal` aborts; tests pass one that moves their injected clock.
+   * @default {a setTimeout that the signal cuts short}
+   */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /**
+   * Ends the run before its next tick, e.g. on shutdown.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+}
+
+/** What one paced run emitted. */
+export interface PacedResult {
+  /** Ticks emitted, each one quote per symbol. */
+  ticks: number;
+  /** Quotes added. */
+  emitted: number;
+  /** Id of the last quote added, or null when nothing was. */
+  lastId: string | null;
+}
+
+function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
+ * The emit cron's body: one tick per `intervalMs` for `budgetMs`, on a fixed
+ * pace from the start (a slow emit skips the slots it missed instead of
+ * bunching ticks), so the feed moves every interval. Each tick is one
+ * {@linkcode emitQuotes} call; an error (e.g. 429 backpressure) ends the run.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "../shared/config.ts";
+ * import { defaultDeps } from "../shared/http.ts";
+ *
+ * const result = await emitPaced(defaultDeps(loadConfig()), { budgetMs: 5000 });
+ * ```
+ */
+export async function emitPaced(deps: Deps, options: EmitPacedOptions = {}): Promise<PacedResult> {
+  const { config } = deps;
+  const {
+    budgetMs = config.emitBudgetMs,
+    intervalMs = config.tickIntervalMs,
+    symbols = config.symbols,
+    sleep = sleepUnlessAborted,
+    signal,
+  } = options;
+  if (!Number.isFinite(budgetMs) || budgetMs < 0) {
+    throw new RangeError(
+      `Cannot emit paced as 'budgetMs' must be a number >= 0: current value is ${budgetMs}`,
+    );
+  }
+  if (!Number.isInteger(intervalMs) || intervalMs < 1) {
+    throw new RangeError(
+      `Cannot emit paced as 'intervalMs' must be an integer >= 1: current value is ${intervalMs}`,
+    );
+  }
+  const start = deps.now();
+  const result: PacedResult = { ticks: 0, emitted: 0, lastId: null };
+  let slot = 0;
+  while (!signal?.aborted) {
+    const at = start + slot * intervalMs;
+    if (slot > 0 && at >= start + budgetMs) break;
+    const wait = at - deps.now();
+    if (wait > 0) await sleep(wait, signal);
+    if (signal?.aborted) break;
+    const emitted = await emitQuotes(deps, { ticks: 1, symbols });
+    result.ticks += 1;
+    result.emitted += emitted.emitted;
+    result.lastId = emitted.lastId;
+    slot = Math.max(slot + 1, Math.floor((deps.now() - start) / intervalMs) + 1);
+  }
+  return result;
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;

@@ -102,6 +102,7 @@ async function main(): Promise<number> {
       `  report        ${base}/report`,
       `  first batch   ${trigger} emit --ticks 5`,
       `  then drain    ${trigger} drain all`,
+      `  queue state   ${trigger} report`,
       "",
     ].join("\n"),
   );

@@ -1,7 +1,7 @@
 /**
  * The alert as the public API and the live feed show it: an entry of the
  * alerts stream, which the drain engine writes with the fields type, symbol,
- * message, value, source_id, group and datetime.
+ * message, value, source_id, group, datetime and quote_timestamp.
  *
  * @module
  */
@@ -25,14 +25,19 @@ export interface AlertJson {
   source_id: string;
   /** Consumer group (analysis) that fired it. */
   group: string;
-  /** When it was written, ISO 8601. */
+  /** When it was written (wall time of the drain), ISO 8601. */
   datetime: string;
+  /** Market time of the quote that fired it, in Unix seconds; null on older alerts. */
+  quote_timestamp: number | null;
 }
 
 /** Turns an alerts-stream entry into its JSON form; missing fields become "" (value: null). */
 export function alertToJson(entry: StreamEntry): AlertJson {
   const r = fieldsToRecord(entry.fields);
   const value = r.value === undefined || r.value === "" ? NaN : Number(r.value);
+  const quoteTime = r.quote_timestamp === undefined || r.quote_timestamp === ""
+    ? NaN
+    : Number(r.quote_timestamp);
   return {
     id: entry.id,
     type: r.type ?? "",
@@ -42,5 +47,6 @@ export function alertToJson(entry: StreamEntry): AlertJson {
     source_id: r.source_id ?? "",
     group: r.group ?? "",
     datetime: r.datetime ?? "",
+    quote_timestamp: Number.isFinite(quoteTime) ? quoteTime : null,
   };
 }

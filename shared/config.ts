@@ -79,6 +79,30 @@ export interface Config {
   liveMaxMs: number;
   /** Most live-feed connections served at once. */
   liveMaxClients: number;
+  /** Market time between two ticks of the simulator, in ms. */
+  tickIntervalMs: number;
+  /** How long one paced emit cron run keeps emitting, in ms; 0 emits one tick. */
+  emitBudgetMs: number;
+  /** Drop of |change %| below PRICE_ALERT_PERCENT that re-arms a price alert, in points. */
+  priceAlertRearmPercent: number;
+  /** Ticks of a symbol after a volume spike during which no other fires. */
+  volumeSpikeGapTicks: number;
+  /** Gap between SMA(5) and SMA(20), in % of price, a cross must exceed. */
+  crossGapPercent: number;
+  /** Ticks the gap must hold past CROSS_GAP_PERCENT before a cross fires. */
+  crossConfirmTicks: number;
+  /** RSI(14) level above which an overbought alert fires. */
+  rsiOverbought: number;
+  /** RSI(14) level below which an oversold alert fires. */
+  rsiOversold: number;
+  /** RSI points back inside the band that re-arm an RSI alert. */
+  rsiRearmPoints: number;
+  /** Ticks of a session before its highs and lows alert. */
+  sessionWarmupTicks: number;
+  /** Margin in % of price past the last announced high or low a new one must reach. */
+  sessionMarginPercent: number;
+  /** Ticks of a symbol between two session high or low alerts. */
+  sessionAlertGapTicks: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -289,6 +313,38 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     databaseUrl: databaseUrl === "" ? undefined : databaseUrl,
     liveMaxMs: read.integer("LIVE_MAX_MS", { fallback: 25000, min: 100, max: 3600000 }),
     liveMaxClients: read.integer("LIVE_MAX_CLIENTS", { fallback: 200, min: 1, max: 100000 }),
+    tickIntervalMs: read.integer("TICK_INTERVAL_MS", { fallback: 1000, min: 1, max: 3600000 }),
+    emitBudgetMs: read.integer("EMIT_BUDGET_MS", { fallback: 59000, min: 0, max: 3600000 }),
+    priceAlertRearmPercent: read.number("PRICE_ALERT_REARM_PERCENT", {
+      fallback: 0.5,
+      min: 0,
+      max: 100,
+    }),
+    volumeSpikeGapTicks: read.integer("VOLUME_SPIKE_GAP_TICKS", {
+      fallback: 10,
+      min: 0,
+      max: 100000,
+    }),
+    crossGapPercent: read.number("CROSS_GAP_PERCENT", { fallback: 0.3, min: 0, max: 100 }),
+    crossConfirmTicks: read.integer("CROSS_CONFIRM_TICKS", { fallback: 5, min: 1, max: 1000 }),
+    rsiOverbought: read.number("RSI_OVERBOUGHT", { fallback: 75, min: 50, max: 100 }),
+    rsiOversold: read.number("RSI_OVERSOLD", { fallback: 25, min: 0, max: 50 }),
+    rsiRearmPoints: read.number("RSI_REARM_POINTS", { fallback: 10, min: 0, max: 50 }),
+    sessionWarmupTicks: read.integer("SESSION_WARMUP_TICKS", {
+      fallback: 60,
+      min: 0,
+      max: 100000,
+    }),
+    sessionMarginPercent: read.number("SESSION_MARGIN_PERCENT", {
+      fallback: 0.2,
+      min: 0,
+      max: 100,
+    }),
+    sessionAlertGapTicks: read.integer("SESSION_ALERT_GAP_TICKS", {
+      fallback: 50,
+      min: 0,
+      max: 100000,
+    }),
   };
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return config;

@@ -13,6 +13,7 @@ import type { Config } from "./config.ts";
 import { decodeQuote, fieldsToRecord, type Quote, QuoteDecodeError } from "./quotes.ts";
 import type { AlertDraft, Analysis } from "./analysis/types.ts";
 import { asDependencyError, type DependencyError, messageOf } from "./dependency.ts";
+import { analysisSettings } from "./analysis/settings.ts";
 import { acquireLease, type Lease, leaseKey, releaseLease, renewLease } from "./lease.ts";
 import { readStall, type Stall, stallKey } from "./stalls.ts";
 import {
@@ -88,7 +89,7 @@ export interface DrainOptions {
    */
   signal?: AbortSignal;
   /**
-   * Consumer name; by default a unique name saying where it ran.
+   * Consumer name; by default this process's name for the trigger "drain".
    * @default {consumerName("drain", { deploymentId: config.deploymentId })}
    */
   consumer?: string;
@@ -148,8 +149,6 @@ export function deadCountKey(config: Config): string {
   return `${config.deadLetterKey}:count`;
 }
 
-let consumerSeq = 0;
-
 /** Options of {@linkcode consumerName}. */
 export interface ConsumerNameOptions {
   /**
@@ -159,7 +158,11 @@ export interface ConsumerNameOptions {
   deploymentId?: string;
 }
 
-/** A unique consumer name that says where the invocation ran. */
+/**
+ * The consumer name of this process for `trigger` ("http", "cron"), the same
+ * on every call: `trigger@host:pid`, so a group keeps a handful of consumers.
+ * Invocations that share it are still serialized by the group's fenced lease.
+ */
 export function consumerName(trigger: string, options: ConsumerNameOptions = {}): string {
   const deployment = options.deploymentId;
   let host = "local";
@@ -168,9 +171,7 @@ export function consumerName(trigger: string, options: ConsumerNameOptions = {})
   } catch {
     // Hosts without the sys permission keep "local".
   }
-  consumerSeq += 1;
-  const random = crypto.randomUUID().slice(0, 8);
-  return `${trigger}@${host}:${Deno.pid}:${consumerSeq}:${random}`;
+  return `${trigger}@${host}:${Deno.pid}`;
 }
 
 const readyGroups = new Set<string>();
@@ -295,10 +296,12 @@ interface AlertOrigin {
   group: string;
   /** Time of writing, in ms since the epoch. */
   now: number;
+  /** Market time of the quote, in Unix seconds. */
+  quoteTimestamp: number;
 }
 
 function alertFields(alert: AlertDraft, origin: AlertOrigin): string[] {
-  const { sourceId, group, now } = origin;
+  const { sourceId, group, now, quoteTimestamp } = origin;
   return [
     "type",
     alert.type,
@@ -314,6 +317,8 @@ function alertFields(alert: AlertDraft, origin: AlertOrigin): string[] {
     group,
     "datetime",
     new Date(now).toISOString(),
+    "quote_timestamp",
+    String(quoteTimestamp),
   ];
 }
 
@@ -447,10 +452,7 @@ async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promise<Chun
       states.set(symbol, raw ? JSON.parse(raw) : undefined);
     });
     const touched = new Set<string>();
-    const settings = {
-      priceAlertPercent: config.priceAlertPercent,
-      volumeSpikeFactor: config.volumeSpikeFactor,
-    };
+    const settings = analysisSettings(config);
     for (const d of decoded) {
       if (d.quote === undefined) {
         fail(d, d.error);
@@ -469,7 +471,12 @@ async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promise<Chun
         touched.add(symbol);
         for (const alert of result.alerts) {
           alerts.push(
-            alertFields(alert, { sourceId: d.item.sourceId ?? d.item.entry.id, group, now: now() }),
+            alertFields(alert, {
+              sourceId: d.item.sourceId ?? d.item.entry.id,
+              group,
+              now: now(),
+              quoteTimestamp: d.quote.timestamp,
+            }),
           );
         }
         alertCount += result.alerts.length;

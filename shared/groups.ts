@@ -8,13 +8,10 @@
 import { ANALYSES } from "./analysis/registry.ts";
 import type { Processor } from "./drain.ts";
 import type { Deps } from "./http.ts";
-import { QUOTE_STORE_GROUP, quoteStoreSink } from "./quote_store.ts";
+import { quoteStoreSink } from "./quote_store.ts";
 
-/** Every group name, in drain order; the quote store comes last. */
-export const GROUP_NAMES: readonly string[] = [
-  ...ANALYSES.map((a) => a.group),
-  QUOTE_STORE_GROUP,
-];
+/** Every group name, in drain order; the quote store comes last (see shared/group_names.ts). */
+export { GROUP_NAMES } from "./group_names.ts";
 
 /**
  * The processor of every group, for the given dependencies. The quote-store

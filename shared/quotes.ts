@@ -8,17 +8,22 @@
 /** A symbol as accepted everywhere: upper-case letter, then up to 9 of A-Z, 0-9, "." or "-". */
 export const SYMBOL_PATTERN = /^[A-Z][A-Z0-9.-]{0,9}$/;
 
-/** One stock quote. Optional fields may be missing on entries from other producers. */
+/**
+ * One stock quote. Optional fields may be missing on entries from other
+ * producers. Every field is documented with its unit in docs/quotes.md.
+ */
 export interface Quote {
   /** Ticker symbol, e.g. "AAPL". */
   symbol: string;
   /** Last traded price. */
   price: number;
-  /** Volume of this tick. */
+  /** Shares traded in this tick. */
   volume: number;
-  /** Unix time in seconds. */
+  /** Shares traded since the session opened, this tick included, when known. */
+  sessionVolume?: number;
+  /** Market time in whole Unix seconds, as the tutorial's `int(time.time())`. */
   timestamp: number;
-  /** ISO 8601 UTC time, derived from `timestamp` when the producer did not send it. */
+  /** Market time as ISO 8601 UTC with milliseconds, derived from `timestamp` when the producer did not send it. */
   datetime: string;
   /** Percent change against the previous close, when known. */
   changePercent?: number;
@@ -67,11 +72,13 @@ export function encodeQuote(quote: Quote): string[] {
   if (quote.changePercent !== undefined) {
     out.push("change_percent", formatNumber(quote.changePercent, 4));
   }
+  out.push("volume", String(Math.round(quote.volume)));
+  if (quote.sessionVolume !== undefined) {
+    out.push("session_volume", String(Math.round(quote.sessionVolume)));
+  }
   out.push(
-    "volume",
-    String(Math.round(quote.volume)),
     "timestamp",
-    String(quote.timestamp),
+    String(Math.floor(quote.timestamp)),
     "datetime",
     quote.datetime,
   );
@@ -114,7 +121,9 @@ function optionalNumber(record: Record<string, string>, name: string): number | 
 /**
  * Decodes stream fields into a {@linkcode Quote}, accepting entries that carry
  * only the tutorial's fields (symbol, price, volume, timestamp, and optionally
- * datetime and change_percent) and deriving what can be derived.
+ * datetime, change and change_percent) and deriving what can be derived. A
+ * fractional timestamp (`time.time()`) is cut to whole seconds, its
+ * milliseconds kept in the derived datetime.
  *
  * @example
  * ```ts
@@ -145,14 +154,15 @@ export function decodeQuote(fields: string[] | Record<string, string>): Quote {
   if (timestamp === undefined) {
     throw new QuoteDecodeError(`Cannot decode quote: field "timestamp" is missing`);
   }
-  // Producers following the tutorial write time.time(), a float with a fraction.
   if (timestamp < 0 || timestamp > 1e11) {
     throw new QuoteDecodeError(`Cannot decode quote: timestamp is out of range: ${timestamp}`);
   }
   if (datetime === undefined || Number.isNaN(Date.parse(datetime))) {
-    datetime = new Date(timestamp * 1000).toISOString();
+    datetime = new Date(Math.round(timestamp * 1000)).toISOString();
   }
-  const quote: Quote = { symbol, price, volume, timestamp, datetime };
+  const quote: Quote = { symbol, price, volume, timestamp: Math.floor(timestamp), datetime };
+  const sessionVolume = optionalNumber(record, "session_volume");
+  if (sessionVolume !== undefined) quote.sessionVolume = sessionVolume;
   const prevClose = optionalNumber(record, "prev_close");
   let changePercent = optionalNumber(record, "change_percent");
   let change = optionalNumber(record, "change");
@@ -196,6 +206,7 @@ export function quoteToJson(quote: Quote, options: QuoteJsonOptions = {}): Recor
     change: quote.change ?? null,
     change_percent: quote.changePercent ?? null,
     volume: quote.volume,
+    session_volume: quote.sessionVolume ?? null,
     timestamp: quote.timestamp,
     datetime: quote.datetime,
     open: quote.open ?? null,

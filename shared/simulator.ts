@@ -35,6 +35,8 @@ export interface SymbolState {
 export interface SimulatorState {
   /** State of each symbol simulated so far, by symbol. */
   symbols: Record<string, SymbolState>;
+  /** Market time of the last tick, in ms since the epoch; absent before the first tick. */
+  lastMs?: number;
 }
 
 /** Options for {@linkcode simulateTicks}. */
@@ -50,10 +52,16 @@ export interface SimulateOptions {
    */
   ticks?: number;
   /**
-   * Clock in milliseconds since the epoch; the quotes of one tick share a time, the last tick is stamped `now` and each earlier tick 1 ms before the next, so no quote lies in the future.
-   * @default {Date.now()}
+   * The injected clock's reading, in ms since the epoch: the last tick is stamped
+   * `now` and no quote lies after it (see {@linkcode marketTimes}). Required: the
+   * simulator never reads a clock of its own.
    */
-  now?: number;
+  now: number;
+  /**
+   * Market time between two ticks in ms, when real time allows (TICK_INTERVAL_MS).
+   * @default {1000}
+   */
+  intervalMs?: number;
   /**
    * Source of uniform numbers in [0, 1); pass {@linkcode createRandom} for reproducible output.
    * @default {Math.random}
@@ -75,11 +83,17 @@ export const DEFAULT_SYMBOLS: readonly string[] = ["AAPL", "MSFT", "GOOGL", "AMZ
 /** Largest number of ticks one call may simulate. */
 export const MAX_TICKS = 100_000;
 
+/** Market time between two ticks when none is given, in ms. */
+export const DEFAULT_TICK_INTERVAL_MS = 1000;
+
+/** Largest tick interval, in ms (one hour). */
+export const MAX_TICK_INTERVAL_MS = 3_600_000;
+
 /** Chance per quote of a price jump. */
-export const JUMP_PROBABILITY = 0.01;
+export const JUMP_PROBABILITY = 0.002;
 
 /** Chance per quote of a volume spike. */
-export const VOLUME_SPIKE_PROBABILITY = 0.02;
+export const VOLUME_SPIKE_PROBABILITY = 0.005;
 
 // decodeQuote rejects timestamps past 1e11 s, so quotes must stay before it.
 const MAX_TIME_MS = 1e14;
@@ -198,12 +212,19 @@ function uniform(random: () => number, range: { min: number; max: number }): num
   return min + (max - min) * random();
 }
 
-function validateOptions(
-  options: SimulateOptions,
-): { symbols: string[]; ticks: number; now: number; random: () => number } {
+interface ValidOptions {
+  symbols: string[];
+  ticks: number;
+  now: number;
+  intervalMs: number;
+  random: () => number;
+}
+
+function validateOptions(options: SimulateOptions): ValidOptions {
   const symbols = options.symbols ?? [...DEFAULT_SYMBOLS];
   const ticks = options.ticks ?? 1;
-  const now = options.now ?? Date.now();
+  const now = options.now;
+  const intervalMs = options.intervalMs ?? DEFAULT_TICK_INTERVAL_MS;
   const random = options.random ?? Math.random;
   if (!Array.isArray(symbols) || symbols.length === 0) {
     throw new RangeError(
@@ -233,12 +254,14 @@ function validateOptions(
       `Cannot simulate ticks as 'ticks' must be an integer from 1 to ${MAX_TICKS}: current value is ${ticks}`,
     );
   }
-  const firstMs = now - ticks + 1;
-  if (!Number.isFinite(now) || firstMs < 0 || now > MAX_TIME_MS) {
+  if (typeof now !== "number" || !Number.isFinite(now) || now < 0 || now > MAX_TIME_MS) {
     throw new RangeError(
-      `Cannot simulate ticks as 'now' must be a number of milliseconds from ${
-        ticks - 1
-      } to ${MAX_TIME_MS}: current value is ${now}`,
+      `Cannot simulate ticks as 'now' must be a number of milliseconds from 0 to ${MAX_TIME_MS}: current value is ${now}`,
+    );
+  }
+  if (!Number.isInteger(intervalMs) || intervalMs < 1 || intervalMs > MAX_TICK_INTERVAL_MS) {
+    throw new RangeError(
+      `Cannot simulate ticks as 'intervalMs' must be an integer from 1 to ${MAX_TICK_INTERVAL_MS}: current value is ${intervalMs}`,
     );
   }
   if (typeof random !== "function") {
@@ -246,7 +269,7 @@ function validateOptions(
       `Cannot simulate ticks as 'random' must be a function: current value is ${typeof random}`,
     );
   }
-  return { symbols, ticks, now, random };
+  return { symbols, ticks, now: Math.floor(now), intervalMs, random };
 }
 
 /** What one tick of a symbol depends on besides its previous state. */
@@ -313,9 +336,45 @@ function step(previous: SymbolState | undefined, tick: TickContext): SymbolState
   };
 }
 
+/** What {@linkcode marketTimes} spaces the ticks of one call by. */
+export interface MarketClock {
+  /** The clock's reading, in ms since the epoch: the last tick's time. */
+  now: number;
+  /** Market time between two ticks when real time allows, in ms. */
+  intervalMs: number;
+  /** Market time of the previous tick, in ms; undefined before the first. */
+  lastMs?: number;
+}
+
+/**
+ * Market times of `ticks` ticks, in ms: the last is `now`, the others
+ * `intervalMs` apart before it; when that would reach back to the previous
+ * tick (a burst asks for more ticks than real time has passed), the ticks
+ * share the time since the previous tick evenly instead. Times never go back:
+ * with a clock behind the previous tick, every tick keeps that tick's time.
+ *
+ * @example
+ * ```ts
+ * marketTimes(3, { now: 10_000, intervalMs: 1000 }); // [8000, 9000, 10000]
+ * marketTimes(4, { now: 10_000, intervalMs: 1000, lastMs: 9000 }); // [9250, 9500, 9750, 10000]
+ * ```
+ */
+export function marketTimes(ticks: number, clock: MarketClock): number[] {
+  const { now, intervalMs, lastMs } = clock;
+  const first = now - (ticks - 1) * intervalMs;
+  if (first >= 0 && (lastMs === undefined || first > lastMs)) {
+    return Array.from({ length: ticks }, (_, k) => first + k * intervalMs);
+  }
+  const from = Math.max(0, lastMs ?? 0);
+  if (now <= from) return new Array(ticks).fill(from);
+  const span = now - from;
+  return Array.from({ length: ticks }, (_, k) => from + Math.floor(((k + 1) * span) / ticks));
+}
+
 /**
  * Simulates `ticks` rounds of one quote per symbol, continuing from `state`;
  * the same state, options and random sequence always give the same output.
+ * Each tick is one market instant for every symbol (see {@linkcode marketTimes}).
  *
  * @example
  * ```ts
@@ -331,20 +390,18 @@ function step(previous: SymbolState | undefined, tick: TickContext): SymbolState
  */
 export function simulateTicks(
   state: SimulatorState,
-  options: SimulateOptions = {},
+  options: SimulateOptions,
 ): SimulateResult {
-  const { symbols, ticks, now, random } = validateOptions(options);
+  const { symbols, ticks, now, intervalMs, random } = validateOptions(options);
   // Copy so the caller's state is never mutated; it may still be in use.
   const next: Record<string, SymbolState> = { ...state.symbols };
   const profiles = symbols.map(profileOf);
   const quotes: Quote[] = [];
-  for (let tick = 0; tick < ticks; tick++) {
-    // A tick is one instant for every symbol, and the batch ends at `now`:
-    // quotes describe the past, never the future.
-    const ms = now - (ticks - 1 - tick);
+  const times = marketTimes(ticks, { now, intervalMs, lastMs: state.lastMs });
+  for (const ms of times) {
+    const datetime = new Date(ms).toISOString();
     for (let s = 0; s < symbols.length; s++) {
       const symbol = symbols[s];
-      const datetime = new Date(ms).toISOString();
       const current = step(next[symbol], {
         profile: profiles[s],
         date: datetime.slice(0, 10),
@@ -359,7 +416,9 @@ export function simulateTicks(
         change,
         changePercent: round4((change / current.prevClose) * 100),
         volume: current.volume,
-        timestamp: ms / 1000,
+        sessionVolume: current.sessionVolume,
+        // Whole seconds, as the tutorial's int(time.time()); datetime keeps the milliseconds.
+        timestamp: Math.floor(ms / 1000),
         datetime,
         open: current.open,
         high: current.high,
@@ -368,5 +427,5 @@ export function simulateTicks(
       });
     }
   }
-  return { quotes, state: { symbols: next } };
+  return { quotes, state: { symbols: next, lastMs: times[times.length - 1] } };
 }

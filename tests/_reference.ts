@@ -11,6 +11,7 @@
 import { withShortBudget } from "./_env.ts";
 import { AssertionError } from "node:assert";
 import type { Redis } from "ioredis";
+import { analysisSettings } from "../shared/analysis/settings.ts";
 import type { Analysis, AnalysisSettings } from "../shared/analysis/types.ts";
 import type { Config } from "../shared/config.ts";
 import { type Processor, stateKey } from "../shared/drain.ts";
@@ -60,10 +61,7 @@ export function storedValue(value: number): string {
 
 /** Settings the engine passes to every step, read from `config`. */
 export function settingsOf(config: Config): AnalysisSettings {
-  return {
-    priceAlertPercent: config.priceAlertPercent,
-    volumeSpikeFactor: config.volumeSpikeFactor,
-  };
+  return analysisSettings(config);
 }
 
 /** True for a group whose effect lives outside Redis. */

@@ -13,10 +13,13 @@ import { marketEvents, sessionOf } from "../shared/analysis/market_events.ts";
 import { priceAlerts } from "../shared/analysis/price_alerts.ts";
 import { ANALYSES, findAnalysis } from "../shared/analysis/registry.ts";
 import { indicatorsOf, technicalAnalysis } from "../shared/analysis/technical_analysis.ts";
+import { analysisSettings } from "../shared/analysis/settings.ts";
 import type { AlertDraft, Analysis, AnalysisSettings } from "../shared/analysis/types.ts";
 import { volumeAnalysis } from "../shared/analysis/volume_analysis.ts";
+import { loadConfig } from "../shared/config.ts";
 
-const SETTINGS: AnalysisSettings = { priceAlertPercent: 5, volumeSpikeFactor: 3 };
+/** The default settings, with a price threshold of 5% that the hand-made series cross. */
+const SETTINGS: AnalysisSettings = { ...analysisSettings(loadConfig({})), priceAlertPercent: 5 };
 const BASE_TIME = Date.UTC(2024, 0, 2, 14, 30) / 1000;
 
 function quote(fields: Partial<Quote> = {}, minute = 0): Quote {
@@ -38,12 +41,12 @@ function prices(values: number[]): Quote[] {
 function run<S>(
   analysis: Analysis<S>,
   quotes: Quote[],
-  initial?: S,
+  settings: AnalysisSettings = SETTINGS,
 ): { state: S | undefined; alerts: AlertDraft[][] } {
-  let state = initial;
+  let state: S | undefined;
   const alerts: AlertDraft[][] = [];
   for (const q of quotes) {
-    const result = analysis.step(state, { quote: q, settings: SETTINGS });
+    const result = analysis.step(state, { quote: q, settings });
     state = result.state;
     alerts.push(result.alerts);
   }
@@ -234,18 +237,37 @@ Deno.test("RSI uses a simple average for the first period, then Wilder smoothing
   assert.equal(rsiOf(undefined, 2), null);
 });
 
-Deno.test("price alert fires once per crossing and re-arms below the threshold", () => {
+Deno.test("price alert fires once per crossing and re-arms only clearly below the threshold", () => {
   const { alerts, state } = run(
     priceAlerts,
-    [1, 5, 6, -7, 4.9, -5.5, 0].map((changePercent) => quote({ changePercent })),
+    [1, 5, 5.2, 6, -7, 4.6, -5.5, 4.4, 5.1, 0, -5.5].map((changePercent) =>
+      quote({ changePercent })
+    ),
   );
-  assert.deepEqual(types(alerts), [[], ["price_move"], [], [], [], ["price_move"], []]);
-  assert.equal(alerts[1][0].value, 5);
-  assert.equal(alerts[1][0].symbol, "AAPL");
-  assert.equal(alerts[1][0].message, "AAPL moved +5.00% (threshold 5%)");
-  assert.equal(alerts[5][0].value, -5.5);
-  assert.equal(alerts[5][0].message, "AAPL moved -5.50% (threshold 5%)");
-  assert.deepEqual(state, { armed: true });
+  assert.deepEqual(types(alerts), [
+    [],
+    // 5.00% against a 5% threshold: equal as printed, so no alert.
+    [],
+    ["price_move"],
+    [],
+    [],
+    // 4.6 is below 5 but not below 5 - 0.5: still the same crossing.
+    [],
+    [],
+    [],
+    ["price_move"],
+    [],
+    ["price_move"],
+  ]);
+  assert.equal(alerts[2][0].value, 5.2);
+  assert.equal(alerts[2][0].symbol, "AAPL");
+  assert.equal(alerts[2][0].message, "AAPL moved +5.20% against the previous close (threshold 5%)");
+  assert.equal(alerts[10][0].value, -5.5);
+  assert.equal(
+    alerts[10][0].message,
+    "AAPL moved -5.50% against the previous close (threshold 5%)",
+  );
+  assert.deepEqual(state, { armed: false });
 });
 
 Deno.test("price alert skips quotes without changePercent and keeps its state", () => {
@@ -312,6 +334,18 @@ Deno.test("volume spike never fires on a zero average", () => {
   assert.deepEqual(types(alerts), [[], [], [], [], [], []]);
 });
 
+Deno.test("a volume spike keeps quiet for VOLUME_SPIKE_GAP_TICKS ticks after it fired", () => {
+  const volumes = [100, 100, 100, 100, 100, 1000, 1000, ...new Array(9).fill(100), 1000];
+  const { alerts } = run(
+    volumeAnalysis,
+    volumes.map((volume) => quote({ volume })),
+    { ...SETTINGS, volumeSpikeGapTicks: 10 },
+  );
+  const fired = types(alerts).flatMap((list, i) => list.length > 0 ? [i] : []);
+  // The second 1000 is within 10 ticks of the first; the last one is 11 ticks later.
+  assert.deepEqual(fired, [5, 16]);
+});
+
 Deno.test("technical indicators are all null for no state", () => {
   assert.deepEqual(indicatorsOf(undefined), {
     sma5: null,
@@ -343,25 +377,75 @@ Deno.test("technical indicators of a linear series match hand-computed values", 
   assert.equal(at26.rsi14, 100);
 });
 
-Deno.test("technical analysis fires golden and death crosses of SMA(5) and SMA(20)", () => {
-  // 40 down to 21: SMA(5) 23 below SMA(20) 30.5.
-  const falling = Array.from({ length: 20 }, (_, i) => 40 - i);
-  const { alerts, state } = run(technicalAnalysis, prices([...falling, 100, 1, 1]));
-  assert.deepEqual(alerts.slice(0, 20).flat(), []);
-  // At 100: SMA(5) 38 above SMA(20) 33.5; RSI also jumps from 0 to above 70.
-  assert.deepEqual(types(alerts.slice(20)), [["golden_cross", "rsi_overbought"], [], [
+function sma(values: number[], end: number, period: number): number {
+  const window = values.slice(end + 1 - period, end + 1);
+  return window.reduce((sum, v) => sum + v, 0) / period;
+}
+
+Deno.test("a golden or death cross fires once the SMA gap has held past the threshold for CROSS_CONFIRM_TICKS", () => {
+  // 40 down to 17 sets a falling trend (no alert: nothing was crossed yet), then 60s and 10s.
+  const series = [
+    ...Array.from({ length: 24 }, (_, i) => 40 - i),
+    ...new Array(8).fill(60),
+    ...new Array(8).fill(10),
+  ];
+  const { alerts } = run(technicalAnalysis, prices(series));
+  const crosses = alerts.flatMap((list, i) =>
+    list.filter((a) => a.type.endsWith("_cross")).map((a) => ({ i, a }))
+  );
+  assert.equal(SETTINGS.crossConfirmTicks, 5);
+  // SMA(5) is above SMA(20) past 0.3% from index 25: the fifth such tick is 29.
+  assert.deepEqual(crosses.map((c) => [c.i, c.a.type]), [[29, "golden_cross"], [
+    38,
     "death_cross",
   ]]);
-  assert.equal(alerts[20][0].value, 38);
-  assert.equal(alerts[20][0].message, "AAPL SMA(5) 38.00 crossed above SMA(20) 33.50");
-  assertClose(alerts[20][1].value, 100 - 100 / (1 + 79 / 13));
-  // At the second 1: SMA(5) 29 below SMA(20) 29.75.
-  assert.equal(alerts[22][0].value, 29);
-  assert.equal(alerts[22][0].message, "AAPL SMA(5) 29.00 crossed below SMA(20) 29.75");
-  assert.equal(indicatorsOf(state).sma20, 29.75);
+  const golden = crosses[0].a;
+  assert.equal(golden.value, sma(series, 29, 5));
+  assert.equal(
+    golden.message,
+    `AAPL SMA(5) ${sma(series, 29, 5).toFixed(2)} crossed above SMA(20) ${
+      sma(series, 29, 20).toFixed(2)
+    }`,
+  );
+  assert.equal(
+    crosses[1].a.message,
+    `AAPL SMA(5) 10.00 crossed below SMA(20) ${sma(series, 38, 20).toFixed(2)}`,
+  );
 });
 
-Deno.test("technical analysis fires rsi_oversold when RSI crosses below 30", () => {
+Deno.test("SMA crosses inside the gap threshold or shorter than the confirmation never alert", () => {
+  // A trend, then prices that whipsaw 0.02% around 100: the SMAs cross on many ticks.
+  const whipsaw = [
+    ...Array.from({ length: 25 }, (_, i) => 90 + i * 0.4),
+    ...Array.from({ length: 200 }, (_, i) => 100 + (i % 6 < 3 ? 0.02 : -0.02)),
+  ];
+  const quiet = run(technicalAnalysis, prices(whipsaw));
+  assert.deepEqual(quiet.alerts.flat().filter((a) => a.type.endsWith("_cross")), []);
+  // One tick far below, then back up: SMA(5) dips under SMA(20) for one tick only.
+  const rising = Array.from({ length: 30 }, (_, i) => 50 + i);
+  const blip = run(technicalAnalysis, prices([...rising, 20, 90, 90, 90, 90, 90]));
+  assert.deepEqual(blip.alerts.flat().filter((a) => a.type.endsWith("_cross")), []);
+});
+
+Deno.test("rsi_overbought fires above RSI_OVERBOUGHT and re-arms only RSI_REARM_POINTS back inside", () => {
+  const falling = Array.from({ length: 15 }, (_, i) => 80 - i);
+  // RSI: 0, then 83 (alert), 83, 70 (not below 65), 77 (no alert), 53 (re-armed), 77 (alert).
+  const series = [...falling, 130, 131, 118, 140, 100, 230];
+  const { alerts } = run(technicalAnalysis, prices(series));
+  const fired = alerts.flatMap((list, i) =>
+    list.filter((a) => a.type.startsWith("rsi_")).map((a) => ({ i, a }))
+  );
+  assert.deepEqual(fired.map(({ i, a }) => [i, a.type]), [
+    [15, "rsi_overbought"],
+    [20, "rsi_overbought"],
+  ]);
+  for (const { a } of fired) {
+    assert.ok(a.value > 75);
+    assert.match(a.message, /^AAPL RSI\(14\) \d+\.\d\d crossed above 75$/);
+  }
+});
+
+Deno.test("technical analysis fires rsi_oversold when RSI crosses below RSI_OVERSOLD", () => {
   const rising = Array.from({ length: 15 }, (_, i) => 50 + i);
   const { alerts } = run(technicalAnalysis, prices([...rising, 1, 1]));
   // RSI goes from null to 100 without an alert: a cross needs a previous RSI.
@@ -369,29 +453,62 @@ Deno.test("technical analysis fires rsi_oversold when RSI crosses below 30", () 
   assert.deepEqual(types(alerts.slice(15)), [["rsi_oversold"], []]);
   // Gain 13/14, loss 63/14.
   assertClose(alerts[15][0].value, 100 - 100 / (1 + 13 / 63));
-  assert.match(alerts[15][0].message, /^AAPL RSI\(14\) 17\.11 crossed below 30$/);
+  assert.match(alerts[15][0].message, /^AAPL RSI\(14\) 17\.11 crossed below 25$/);
 });
 
-Deno.test("market events open a session, then report new highs and lows", () => {
-  const { alerts, state } = run(marketEvents, [
-    quote({ price: 100 }, 0),
-    quote({ price: 101 }, 1),
-    quote({ price: 99 }, 2),
-    quote({ price: 100 }, 3),
-    quote({ price: 101 }, 4),
-    quote({ price: 102.5 }, 5),
-  ]);
+Deno.test("market events report highs and lows only after the warm-up, past the margin and the gap", () => {
+  const settings = {
+    ...SETTINGS,
+    sessionWarmupTicks: 3,
+    sessionMarginPercent: 1,
+    sessionAlertGapTicks: 4,
+  };
+  const series = [100, 101, 99, 102, 103, 105, 98, 97.5, 97, 96.99];
+  const { alerts, state } = run(
+    marketEvents,
+    series.map((price, i) => quote({ price }, i)),
+    settings,
+  );
   assert.deepEqual(types(alerts), [
     ["session_open"],
+    // Ticks 2 and 3 are the warm-up: records then are no news.
+    [],
+    [],
+    // 102 beats 101 but not by 1%.
+    [],
     ["new_session_high"],
+    // 105 is within 4 ticks of the last alert.
+    [],
+    [],
+    [],
+    // 97 is 2% under the warm-up low of 99, 4 ticks after the last alert.
     ["new_session_low"],
+    // 96.99 is a record, but not 1% under the announced 97.
     [],
-    [],
-    ["new_session_high"],
   ]);
-  assert.deepEqual(alerts.flat().map((alert) => alert.value), [100, 101, 99, 102.5]);
   assert.equal(alerts[0][0].message, "AAPL opened 2024-01-02 at 100");
-  assert.deepEqual(state, { session: "2024-01-02", high: 102.5, low: 99 });
+  assert.equal(alerts[4][0].message, "AAPL new session high 103.00 (previous 102.00)");
+  assert.equal(alerts[8][0].message, "AAPL new session low 97.00 (previous 97.50)");
+  assert.deepEqual(alerts.flat().map((alert) => alert.value), [100, 103, 97]);
+  assert.deepEqual(state, {
+    session: "2024-01-02",
+    high: 105,
+    low: 96.99,
+    ticks: 10,
+    alertTick: 9,
+    announcedHigh: 103,
+    announcedLow: 97,
+  });
+});
+
+Deno.test("a new session high that equals the old one at printed precision is no alert", () => {
+  const settings = { ...SETTINGS, sessionWarmupTicks: 1, sessionMarginPercent: 0 };
+  const { alerts } = run(
+    marketEvents,
+    [100, 100.001, 100.004].map((price, i) => quote({ price }, i)),
+    settings,
+  );
+  assert.deepEqual(types(alerts), [["session_open"], [], []]);
 });
 
 Deno.test("market events open a new session on the next UTC date", () => {
@@ -402,7 +519,7 @@ Deno.test("market events open a new session on the next UTC date", () => {
   });
   assert.deepEqual(types([next.alerts]), [["session_open"]]);
   assert.equal(next.alerts[0].value, 90);
-  assert.deepEqual(next.state, { session: "2024-01-03", high: 90, low: 90 });
+  assert.deepEqual(next.state, { session: "2024-01-03", high: 90, low: 90, ticks: 1 });
 });
 
 Deno.test("market events ignore a late quote from an older session", () => {
@@ -411,7 +528,10 @@ Deno.test("market events ignore a late quote from an older session", () => {
     quote: quote({ price: 500 }, -24 * 60),
     settings: SETTINGS,
   });
-  assert.deepEqual(late, { state: { session: "2024-01-02", high: 100, low: 100 }, alerts: [] });
+  assert.deepEqual(late, {
+    state: { session: "2024-01-02", high: 100, low: 100, ticks: 1 },
+    alerts: [],
+  });
 });
 
 Deno.test("market session is the UTC date, falling back to the timestamp", () => {

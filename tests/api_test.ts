@@ -55,6 +55,7 @@ Deno.test("GET /api/stocks lists the latest quote of every emitted symbol at onc
     "change",
     "change_percent",
     "volume",
+    "session_volume",
     "timestamp",
     "datetime",
     "open",
@@ -211,6 +212,8 @@ Deno.test("GET /api/alerts returns recent alerts newest first, filtered by symbo
           "price-alerts",
           "datetime",
           "2024-01-02T15:00:00.000Z",
+          "quote_timestamp",
+          String(1704207595 + i),
         ],
       ))!,
     );
@@ -226,6 +229,7 @@ Deno.test("GET /api/alerts returns recent alerts newest first, filtered by symbo
     source_id: "1-8",
     group: "price-alerts",
     datetime: "2024-01-02T15:00:00.000Z",
+    quote_timestamp: 1704207603,
   });
   const two = await json(await get("/api/alerts?limit=2")) as { id: string }[];
   assert.deepEqual(two.map((a) => a.id), [ids[8], ids[7]]);

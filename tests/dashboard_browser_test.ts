@@ -10,7 +10,12 @@ import { createSiteApp, serve, siteConfig, siteDeps } from "./_site.ts";
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);
 const inCi = Deno.env.get("CI") === "true";
-const ARTIFACTS = new URL("../test_artifacts/", import.meta.url);
+/**
+ * Where the screenshots go: a temporary directory, removed afterwards, unless
+ * DASHBOARD_SCREENSHOT_DIR names one to keep them in (docs/ refreshes the
+ * README's picture, see docs/operations.md).
+ */
+const KEEP_SCREENSHOTS = Deno.env.get("DASHBOARD_SCREENSHOT_DIR");
 
 /**
  * Polls a page expression from the test side until it is truthy.
@@ -28,14 +33,15 @@ async function waitUntil(page: Page, expression: string, timeoutMs = 10000): Pro
 Deno.test({
   // In CI the test always runs, so a missing browser fails it instead of hiding.
   name: hasChromium || inCi
-    ? "the dashboard fills its ticker, draws the selected symbol's chart and shows alerts in Chromium"
+    ? "the dashboard shows ticker and session volume, a time chart without walls and with alerts marked, in Chromium"
     : `the dashboard browser test is ignored because ${CHROMIUM} is missing (apt-get install chromium)`,
   ignore: !hasChromium && !inCi,
   async fn() {
     const redis = await startRedis();
     const dir = await Deno.makeTempDir({ prefix: "tickstream-browser-" });
-    // A low threshold makes the first drained quotes fire price alerts.
-    const config = siteConfig(redis.url, dir, { PRICE_ALERT_PERCENT: "0.05" });
+    const shots = KEEP_SCREENSHOTS ?? dir;
+    // Default alert settings: what a fresh deno task dev shows.
+    const config = siteConfig(redis.url, dir);
     const store = createQuoteStore(config);
     resetGroupCache();
     const server = serve(
@@ -54,6 +60,14 @@ Deno.test({
         "--disable-sync",
       ],
     });
+    // Two minutes of market before the page opens, as if the paced cron had run:
+    // one tick per second per symbol, ending now.
+    const warmup = await fetch(`${server.url}/emit-quotes`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ticks: 120 }),
+    });
+    assert.equal(warmup.status, 200, await warmup.text());
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const problems: string[] = [];
@@ -72,15 +86,27 @@ Deno.test({
       await page.waitForSelector('#status[data-state="live"]');
       // Page-side checks are strings: this file is type-checked without the DOM library.
       await waitUntil(page, `document.querySelectorAll("#queue tbody tr").length === 5`);
-
-      // Emit through the real function: the ticker fills from the live feed.
-      await page.click("#emit");
+      // The ticker starts from the latest quotes, with session volume bars.
       await waitUntil(page, `document.querySelectorAll("#ticker tbody tr").length === 8`);
+      const sessions = await page.evaluate(
+        `[...document.querySelectorAll("#ticker tbody tr")].map((r) => ({
+          text: r.querySelector("td.session .value").textContent,
+          volume: Number(r.dataset.sessionVolume),
+          width: r.querySelector("td.session .bar").style.width,
+        }))`,
+      ) as { text: string; volume: number; width: string }[];
+      const largest = Math.max(...sessions.map((s) => s.volume));
+      for (const session of sessions) {
+        assert.match(session.text, /^\d{1,3}(,\d{3})*$/);
+        assert.equal(Number(session.text.replaceAll(",", "")), session.volume);
+        assert.equal(session.width, `${Math.round((session.volume / largest) * 100)}%`);
+      }
       const aapl = '#ticker tr[data-symbol="AAPL"]';
       const firstId = await page.getAttribute(aapl, "data-id");
       assert.ok(firstId);
 
-      // A second batch updates the rows in place and flashes the ones whose price moved.
+      // Emit through the real function: the rows update in place from the live
+      // feed and flash where the price moved.
       await page.click("#emit");
       await waitUntil(
         page,
@@ -89,30 +115,52 @@ Deno.test({
       assert.equal(await page.locator("#ticker tbody tr").count(), 8);
       await page.waitForSelector("#ticker tbody tr[data-flash]");
 
-      // More ticks so SMA(20) has enough prices, then drain every group.
+      // Bursts: every emit asks for 5 ticks within the second or so since the last.
       for (let i = 0; i < 3; i++) {
-        // The button stays disabled until the emit answered.
-        await page.click("#emit");
         await page.waitForSelector("#emit:not([disabled])");
+        await page.click("#emit");
       }
+      await page.waitForSelector("#emit:not([disabled])");
+      // And one burst of 20 ticks that surely asks for more than the seconds since the last.
+      const burst = await fetch(`${server.url}/emit-quotes`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ticks: 20 }),
+      });
+      assert.equal(burst.status, 200, await burst.text());
       await page.click("#drain");
       await page.waitForSelector('#dev-tools[data-drained="1"]', { timeout: 20000 });
 
-      // Alerts written by the drain reach the page through the live feed.
+      // Alerts written by the drain reach the page through the live feed,
+      // stamped with the quote's market time.
       await page.waitForSelector("#alerts li", { timeout: 10000 });
       assert.match(await page.textContent("#alerts li .message") ?? "", /^[A-Z]+ /);
+      assert.match(await page.textContent("#alerts li time") ?? "", /^\d\d:\d\d:\d\d$/);
 
-      // Selecting a symbol draws its chart from the quote store and the live feed.
+      // Selecting a symbol draws its chart from the quote store and the live feed:
+      // one point per second of market time, so the bursts make no walls.
       await page.click('#ticker tr[data-symbol="MSFT"]');
       await page.waitForSelector('#chart[data-symbol="MSFT"]');
-      await waitUntil(page, `Number(document.getElementById("chart").dataset.points) >= 25`);
+      await waitUntil(page, `Number(document.getElementById("chart").dataset.ticks) >= 160`);
+      const chart = await page.evaluate(
+        `({ ...document.getElementById("chart").dataset })`,
+      ) as Record<string, string>;
+      const ticks = Number(chart.ticks);
+      const points = Number(chart.points);
+      assert.ok(points >= 120 && points < ticks, `${points} points for ${ticks} ticks`);
+      // The x axis reads as market time.
+      const labels = chart.xLabels.split(" ");
+      assert.ok(labels.length >= 2, chart.xLabels);
+      for (const label of labels) assert.match(label, /^\d\d:\d\d:\d\d$/);
+      // The symbol's alerts are marked on the price line (at least its session_open).
+      await waitUntil(page, `Number(document.getElementById("chart").dataset.alerts) >= 1`);
       assert.equal(
         await page.getAttribute('#ticker tr[data-symbol="MSFT"]', "aria-selected"),
         "true",
       );
       assert.ok(await page.locator("#chart canvas").count() >= 1);
       assert.match(await page.textContent("#chart-symbol") ?? "", /MSFT/);
-      // Indicators come from the technical-analysis state: SMA(20) exists after 25 ticks.
+      // Indicators come from the technical-analysis state: SMA(20) exists after 160 ticks.
       await waitUntil(
         page,
         `[...document.querySelectorAll("#indicators div")].some((d) =>
@@ -132,10 +180,9 @@ Deno.test({
         ["price-alerts", "volume-analysis", "technical-analysis", "market-events", "quote-store"],
       );
 
-      await Deno.mkdir(ARTIFACTS, { recursive: true });
       // Finite animations (the flashes) are fast-forwarded, so the picture is stable.
       await page.screenshot({
-        path: new URL("dashboard.png", ARTIFACTS).pathname,
+        path: `${shots}/dashboard.png`,
         fullPage: true,
         animations: "disabled",
       });
@@ -148,7 +195,7 @@ Deno.test({
       ) as number;
       assert.ok(overflow <= 0, `page is ${overflow}px wider than a phone screen`);
       await page.screenshot({
-        path: new URL("dashboard_phone.png", ARTIFACTS).pathname,
+        path: `${shots}/dashboard_phone.png`,
         fullPage: true,
         animations: "disabled",
       });

@@ -45,6 +45,7 @@ Deno.test("emit-quotes adds one quote per symbol by default and names the ids", 
       "change",
       "change_percent",
       "volume",
+      "session_volume",
       "timestamp",
       "datetime",
       "open",
@@ -55,6 +56,9 @@ Deno.test("emit-quotes adds one quote per symbol by default and names the ids", 
   ) {
     assert.ok(field in first, `field ${field} is written`);
   }
+  // The tutorial's formats: int(fields['timestamp']) and an ISO 8601 datetime with milliseconds.
+  assert.match(first.timestamp, /^\d+$/);
+  assert.match(first.datetime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 });
 
 Deno.test("emit continues the random walk stored in Redis across invocations", async () => {
@@ -104,11 +108,24 @@ Deno.test("50 ticks drained per group leave every group with pending 0 and lag 0
   assert.equal(report.alerts.length, alerts.length);
   for (const [, fields] of alerts) {
     const alert = fieldsToRecord(fields);
-    for (const key of ["type", "symbol", "message", "value", "source_id", "group", "datetime"]) {
+    for (
+      const key of [
+        "type",
+        "symbol",
+        "message",
+        "value",
+        "source_id",
+        "group",
+        "datetime",
+        "quote_timestamp",
+      ]
+    ) {
       assert.ok(key in alert, `alert has ${key}`);
     }
     const source = await server.client().xrange("stock_quotes", alert.source_id, alert.source_id);
     assert.equal(source.length, 1, `source_id ${alert.source_id} is a real entry`);
+    // The quote's market time beside the time the alert was made.
+    assert.equal(alert.quote_timestamp, fieldsToRecord(source[0][1]).timestamp);
   }
 });
 

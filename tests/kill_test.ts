@@ -178,7 +178,7 @@ Deno.test("a drain survives being killed 20 times without losing or duplicating 
       for (const group of groups) {
         const summary = await openStream(redis, config.streamKey).group(group).pending();
         for (const c of summary.consumers) {
-          if (c.name.includes(`:${pid}:`)) pendingOfKilled += c.pending;
+          if (c.name.endsWith(`:${pid}`)) pendingOfKilled += c.pending;
         }
       }
       if (pendingOfKilled > 0) killedMidDrain += 1;

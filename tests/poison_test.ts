@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { analysisSettings } from "../shared/analysis/settings.ts";
 import type { Redis } from "ioredis";
 import { emitQuotes } from "../functions/emit_quotes.ts";
 import { priceAlerts } from "../shared/analysis/price_alerts.ts";
@@ -89,10 +90,7 @@ function serialPass(
 ): { states: Record<string, unknown>; alerts: string[] } {
   const states = new Map<string, unknown>();
   const alerts: string[] = [];
-  const settings = {
-    priceAlertPercent: config.priceAlertPercent,
-    volumeSpikeFactor: config.volumeSpikeFactor,
-  };
+  const settings = analysisSettings(config);
   for (const [id, fields] of entries) {
     if (skip.has(id)) continue;
     const quote = decodeQuote(fields);
@@ -404,10 +402,7 @@ Deno.test("replay of a fixed entry succeeds, empties its dead-letter record and 
   // The replay applied the step to the symbol's state, its alerts name the original entry.
   const expected = priceAlerts.step(stateBefore as never, {
     quote,
-    settings: {
-      priceAlertPercent: config.priceAlertPercent,
-      volumeSpikeFactor: config.volumeSpikeFactor,
-    },
+    settings: analysisSettings(config),
   });
   assert.deepEqual(
     (await writtenStates(redis, config, "price-alerts"))[quote.symbol],

@@ -3,6 +3,7 @@ import { decodeQuote, encodeQuote, type Quote } from "../shared/quotes.ts";
 import {
   createRandom,
   initialSimulatorState,
+  marketTimes,
   simulateTicks,
   type SimulatorState,
 } from "../shared/simulator.ts";
@@ -30,22 +31,103 @@ Deno.test("the same seed, state and clock give identical quotes and state", () =
   assert.notDeepEqual(first.quotes, other.quotes);
 });
 
-Deno.test("each tick yields one quote per symbol at one instant, the last tick at now", () => {
-  const { quotes } = simulateTicks(initialSimulatorState(), {
+Deno.test("each tick yields one quote per symbol at one instant, a tick interval apart, the last at now", () => {
+  const { quotes, state } = simulateTicks(initialSimulatorState(), {
     symbols: ["AAPL", "MSFT"],
     ticks: 3,
-    now: MONDAY_3PM,
+    now: MONDAY_3PM + 250,
     random: createRandom(1),
   });
   assert.deepEqual(quotes.map((q) => q.symbol), ["AAPL", "MSFT", "AAPL", "MSFT", "AAPL", "MSFT"]);
+  const offsets = [-2000, -2000, -1000, -1000, 0, 0].map((ms) => MONDAY_3PM + 250 + ms);
+  assert.deepEqual(quotes.map((q) => q.datetime), offsets.map((ms) => new Date(ms).toISOString()));
+  // Whole seconds, as the tutorial's int(time.time()); the datetime keeps the milliseconds.
+  assert.deepEqual(quotes.map((q) => q.timestamp), offsets.map((ms) => Math.floor(ms / 1000)));
+  assert.equal(quotes[0].datetime, "2024-03-04T14:59:58.250Z");
+  assert.equal(state.lastMs, MONDAY_3PM + 250);
+});
+
+Deno.test("market time is spaced by the interval when real time allows and shared evenly in a burst", () => {
+  // A fresh walk reaches back from now, one interval per tick.
+  assert.deepEqual(marketTimes(3, { now: 10_000, intervalMs: 1000 }), [8000, 9000, 10_000]);
+  // Enough real time since the previous tick: still one interval apart.
   assert.deepEqual(
-    quotes.map((q) => q.datetime),
-    [-2, -2, -1, -1, 0, 0].map((ms) => new Date(MONDAY_3PM + ms).toISOString()),
+    marketTimes(3, { now: 10_000, intervalMs: 1000, lastMs: 5000 }),
+    [8000, 9000, 10_000],
   );
+  // A burst of 4 ticks 1 s after the previous one: the second is shared evenly.
   assert.deepEqual(
-    quotes.map((q) => q.timestamp),
-    [-2, -2, -1, -1, 0, 0].map((ms) => (MONDAY_3PM + ms) / 1000),
+    marketTimes(4, { now: 10_000, intervalMs: 1000, lastMs: 9000 }),
+    [9250, 9500, 9750, 10_000],
   );
+  // More ticks than milliseconds: some share a millisecond, none goes back.
+  const dense = marketTimes(5, { now: 10_002, intervalMs: 1000, lastMs: 10_000 });
+  assert.deepEqual(dense, [10_000, 10_000, 10_001, 10_001, 10_002]);
+  // A clock behind the previous tick (another process ran ahead): time holds, never goes back.
+  assert.deepEqual(marketTimes(2, { now: 9000, intervalMs: 1000, lastMs: 9500 }), [9500, 9500]);
+});
+
+Deno.test("market time is monotone per symbol and never after the clock across many calls", () => {
+  const random = createRandom(9);
+  const clock = { ms: MONDAY_3PM };
+  let state = initialSimulatorState();
+  const last = new Map<string, number>();
+  for (let call = 0; call < 200; call++) {
+    // Uneven calls: bursts of up to 40 ticks, some in the same millisecond.
+    const ticks = 1 + Math.floor(random() * 40);
+    clock.ms += Math.floor(random() * 3) * Math.floor(random() * 2500);
+    const result = simulateTicks(state, {
+      symbols: ["AAPL", "MSFT", "TSLA"],
+      ticks,
+      now: clock.ms,
+      random,
+    });
+    state = result.state;
+    for (const quote of result.quotes) {
+      const ms = Date.parse(quote.datetime);
+      assert.ok(ms <= clock.ms, `${quote.datetime} lies after the clock`);
+      assert.ok(ms >= (last.get(quote.symbol) ?? 0), `${quote.symbol} went back in time`);
+      assert.equal(quote.timestamp, Math.floor(ms / 1000));
+      last.set(quote.symbol, ms);
+    }
+  }
+});
+
+Deno.test("a tick interval can be chosen and must be a positive integer", () => {
+  const { quotes } = simulateTicks(initialSimulatorState(), {
+    symbols: ["AAPL"],
+    ticks: 3,
+    now: MONDAY_3PM,
+    intervalMs: 250,
+    random: createRandom(1),
+  });
+  assert.deepEqual(quotes.map((q) => Date.parse(q.datetime) - MONDAY_3PM), [-500, -250, 0]);
+  for (const intervalMs of [0, 1.5, -1, 3_600_001]) {
+    assert.throws(
+      () => simulateTicks(initialSimulatorState(), { now: MONDAY_3PM, intervalMs }),
+      { name: "RangeError", message: /'intervalMs' must be an integer from 1 to 3600000/ },
+    );
+  }
+});
+
+Deno.test("session volume adds up each tick's volume and starts again with each session", () => {
+  const { quotes } = simulateTicks(initialSimulatorState(), {
+    symbols: ["AAPL"],
+    ticks: 10,
+    now: Date.UTC(2024, 2, 5, 0, 0, 4),
+    random: createRandom(3),
+  });
+  let expected = 0;
+  let session = "";
+  for (const quote of quotes) {
+    if (quote.datetime.slice(0, 10) !== session) {
+      session = quote.datetime.slice(0, 10);
+      expected = 0;
+    }
+    expected += quote.volume;
+    assert.equal(quote.sessionVolume, expected);
+  }
+  assert.equal(quotes[5].sessionVolume, quotes[5].volume, "the session of 5 March opens");
 });
 
 Deno.test("known symbols start near realistic prices and unknown ones from their name", () => {
@@ -75,7 +157,7 @@ Deno.test("two calls of 3 ticks continue the walk exactly like one call of 6 tic
   const firstHalf = simulateTicks(initialSimulatorState(), {
     symbols,
     ticks: 3,
-    now: MONDAY_3PM - 3,
+    now: MONDAY_3PM - 3000,
     random,
   });
   // Round-tripping through JSON is what a cron job storing the state does.
@@ -167,7 +249,7 @@ Deno.test("a session rolls over inside a single call that spans midnight", () =>
   const { quotes } = simulateTicks(initialSimulatorState(), {
     symbols: ["MSFT"],
     ticks: 6,
-    now: Date.UTC(2024, 2, 5, 0, 0, 0, 2),
+    now: Date.UTC(2024, 2, 5, 0, 0, 2),
     random: createRandom(21),
   });
   const before = quotes.filter((q) => q.datetime.startsWith("2024-03-04"));
@@ -219,6 +301,7 @@ Deno.test("every generated quote has all fields and survives encodeQuote then de
         "high",
         "low",
         "prevClose",
+        "sessionVolume",
       ] as const
     ) {
       assert.equal(typeof quote[key], "number", `${key} missing in ${JSON.stringify(quote)}`);
@@ -232,7 +315,7 @@ Deno.test("every generated quote has all fields and survives encodeQuote then de
   }
 });
 
-Deno.test("over 20,000 ticks jumps and volume spikes are rare but present and prices stay positive", () => {
+Deno.test("over 20,000 quotes jumps and volume spikes are rare but present and prices stay positive", () => {
   const symbols = ["AAPL", "TSLA", "WXYZ", "QRS"];
   const { quotes } = simulateTicks(initialSimulatorState(), {
     symbols,
@@ -263,11 +346,11 @@ Deno.test("over 20,000 ticks jumps and volume spikes are rare but present and pr
     if (totals.count >= 20 && quote.volume >= 3 * (totals.sum / totals.count)) volumeSpikes++;
     volumeTotals.set(quote.symbol, { sum: totals.sum + quote.volume, count: totals.count + 1 });
   }
-  // Jumps are drawn at 1% per tick, so about 200 are expected.
-  assert.ok(jumps >= 100 && jumps <= 400, `jumps: ${jumps}`);
+  // Jumps are drawn at 0.2% per tick, so about 40 are expected.
+  assert.ok(jumps >= 15 && jumps <= 80, `jumps: ${jumps}`);
   assert.ok(smallMoves / moves >= 0.95, `small moves: ${smallMoves} of ${moves}`);
-  // Spikes are drawn at 2% per tick, so about 400 are expected.
-  assert.ok(volumeSpikes >= 200 && volumeSpikes <= 1_000, `volume spikes: ${volumeSpikes}`);
+  // Spikes are drawn at 0.5% per tick, so about 100 are expected, plus a few from the noise.
+  assert.ok(volumeSpikes >= 50 && volumeSpikes <= 300, `volume spikes: ${volumeSpikes}`);
 });
 
 Deno.test("simulateTicks rejects out-of-range options with a RangeError", () => {
@@ -308,10 +391,15 @@ Deno.test("simulateTicks rejects out-of-range options with a RangeError", () => 
   assert.throws(() => createRandom(Number.POSITIVE_INFINITY), RangeError);
 });
 
-Deno.test("simulateTicks falls back to the default symbols, one tick and the current time", () => {
-  const before = Date.now();
-  const { quotes } = simulateTicks(initialSimulatorState());
+Deno.test("simulateTicks falls back to the default symbols and one tick, and needs a clock", () => {
+  const { quotes } = simulateTicks(initialSimulatorState(), { now: MONDAY_3PM });
   assert.deepEqual(quotes.map((q) => q.symbol), ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA"]);
-  const last = quotes.at(-1)!.timestamp * 1000;
-  assert.ok(last >= before && last <= Date.now(), "the batch ends now, not in the future");
+  assert.deepEqual(
+    new Set(quotes.map((q) => q.datetime)),
+    new Set([new Date(MONDAY_3PM).toISOString()]),
+  );
+  assert.throws(
+    () => simulateTicks(initialSimulatorState(), {} as { now: number }),
+    { name: "RangeError", message: /'now' must be a number of milliseconds/ },
+  );
 });

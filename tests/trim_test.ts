@@ -42,6 +42,7 @@ async function fresh(): Promise<{ deps: Deps; redis: Redis; config: Config }> {
       ALERTS_MAXLEN: String(ALERTS_MAXLEN),
       CLAIM_IDLE_MS: "50",
       VOLUME_SPIKE_FACTOR: "1",
+      VOLUME_SPIKE_GAP_TICKS: "0",
       PRICE_ALERT_PERCENT: "0.01",
       DATABASE_PATH: ":memory:",
     },

@@ -1,10 +1,12 @@
 /// <reference lib="dom" />
 /**
- * The dashboard's browser code: a live ticker, a price chart with SMA(20)
- * for the selected symbol, the alerts feed and a queue-health panel, fed by
- * the public API and the `/live` Server-Sent Events feed. Bundled with uPlot
- * into static/dashboard.js and static/dashboard.css by `deno task bundle`,
- * so the page loads nothing from the internet.
+ * The dashboard's browser code: a live ticker with session volume bars, a
+ * price chart of the selected symbol over market time (one point per second,
+ * so a burst of ticks draws no wall) with SMA(20), volume bars and its
+ * alerts marked, the alerts feed and a queue-health panel, fed by the public
+ * API and the `/live` Server-Sent Events feed. Bundled with uPlot into
+ * static/dashboard.js and static/dashboard.css by `deno task bundle`, so the
+ * page loads nothing from the internet.
  *
  * @module
  */
@@ -20,6 +22,7 @@ interface QuoteJson {
   change: number | null;
   change_percent: number | null;
   volume: number;
+  session_volume: number | null;
   timestamp: number;
   datetime: string;
 }
@@ -28,7 +31,9 @@ interface StoredQuote {
   id: string;
   symbol: string;
   price: number;
+  volume: number;
   timestamp: number;
+  datetime: string;
 }
 
 interface AlertJson {
@@ -38,6 +43,7 @@ interface AlertJson {
   message: string;
   value: number | null;
   datetime: string;
+  quote_timestamp: number | null;
 }
 
 interface QueueGroup {
@@ -57,10 +63,22 @@ interface Indicators {
   rsi14: number | null;
 }
 
+/** One quote of the chart: its entry id, market time in seconds, price and volume. */
 interface Point {
   id: string;
   t: number;
   price: number;
+  volume: number;
+}
+
+/** The quotes of one second of market time, drawn as one point. */
+interface Bucket {
+  /** The second, in Unix seconds. */
+  t: number;
+  /** Last price in the second. */
+  price: number;
+  /** Volume traded in the second. */
+  volume: number;
 }
 
 interface TickerRow {
@@ -68,6 +86,9 @@ interface TickerRow {
   price: HTMLTableCellElement;
   change: HTMLTableCellElement;
   volume: HTMLTableCellElement;
+  session: HTMLTableCellElement;
+  sessionBar: HTMLSpanElement;
+  sessionValue: HTMLSpanElement;
   time: HTMLTableCellElement;
   quote: QuoteJson;
 }
@@ -76,6 +97,7 @@ const QUEUE_REFRESH_MS = 3000;
 const MAX_POINTS = 1000;
 const MAX_LIVE_POINTS = 500;
 const MAX_ALERTS = 60;
+const MAX_MARKS = 200;
 const SMA_PERIOD = 20;
 const EMIT_TICKS = 5;
 const DRAIN_BUDGET_MS = 2000;
@@ -83,6 +105,8 @@ const DRAIN_BUDGET_MS = 2000;
 const tickerRows = new Map<string, TickerRow>();
 const livePoints = new Map<string, Point[]>();
 const alertIds = new Set<string>();
+/** Market second of every alert known per symbol, by alert id, for the chart's marks. */
+const alertMarks = new Map<string, Map<string, number>>();
 let selected: string | null = null;
 let chartPoints: Point[] = [];
 let plot: uPlot | null = null;
@@ -144,6 +168,21 @@ function formatTime(datetime: string): string {
   return Number.isNaN(date.getTime()) ? datetime : date.toLocaleTimeString("en-GB");
 }
 
+/** Unix seconds as HH:MM:SS in the browser's time zone. */
+function formatClock(seconds: number): string {
+  return new Date(seconds * 1000).toLocaleTimeString("en-GB", { hour12: false });
+}
+
+function formatCount(value: number | null | undefined): string {
+  return value === null || value === undefined ? "–" : Math.round(value).toLocaleString("en-US");
+}
+
+/** Market time of a quote in seconds, with the milliseconds its datetime carries. */
+function marketSeconds(quote: { timestamp: number; datetime: string }): number {
+  const ms = Date.parse(quote.datetime);
+  return Number.isNaN(ms) ? quote.timestamp : ms / 1000;
+}
+
 function setStatus(state: "connecting" | "live" | "reconnecting"): void {
   const status = byId("status");
   status.dataset.state = state;
@@ -163,11 +202,22 @@ function tickerRow(quote: QuoteJson): TickerRow {
     row,
     price: el("td", "num price"),
     change: el("td", "num change"),
-    volume: el("td", "num volume"),
+    volume: el("td", "num volume hide-narrow"),
+    session: el("td", "num session"),
+    sessionBar: el("span", "bar"),
+    sessionValue: el("span", "value"),
     time: el("td", "num time hide-narrow"),
     quote,
   };
-  row.append(el("td", "symbol", quote.symbol), entry.price, entry.change, entry.volume, entry.time);
+  entry.session.append(entry.sessionBar, entry.sessionValue);
+  row.append(
+    el("td", "symbol", quote.symbol),
+    entry.price,
+    entry.change,
+    entry.volume,
+    entry.session,
+    entry.time,
+  );
   row.addEventListener("click", () => selectSymbol(quote.symbol));
   // Drop the class once the flash is over, so the row repaints plainly.
   row.addEventListener("animationend", () => row.classList.remove("flash-up", "flash-down"));
@@ -195,7 +245,9 @@ function showQuote(quote: QuoteJson): void {
   entry.change.className = `num change ${
     (quote.change_percent ?? 0) > 0 ? "up" : (quote.change_percent ?? 0) < 0 ? "down" : ""
   }`;
-  entry.volume.textContent = Math.round(quote.volume).toLocaleString("en-US");
+  entry.volume.textContent = formatCount(quote.volume);
+  entry.sessionValue.textContent = formatCount(quote.session_volume);
+  entry.row.dataset.sessionVolume = String(quote.session_volume ?? "");
   entry.time.textContent = formatTime(quote.datetime);
   if (previous !== null && previous !== quote.price) {
     const row = entry.row;
@@ -211,9 +263,20 @@ function showQuote(quote: QuoteJson): void {
 
 function markRowCount(): void {
   byId("ticker").dataset.rows = String(tickerRows.size);
+  // Session volume bars: each symbol's share of the largest session volume.
+  const volumes = [...tickerRows.values()].map((r) => r.quote.session_volume ?? 0);
+  const largest = Math.max(1, ...volumes);
+  for (const entry of tickerRows.values()) {
+    const share = (entry.quote.session_volume ?? 0) / largest;
+    entry.sessionBar.style.width = `${Math.round(share * 100)}%`;
+  }
 }
 
 // ---- Chart ----
+
+function pointOf(quote: QuoteJson | StoredQuote): Point {
+  return { id: quote.id, t: marketSeconds(quote), price: quote.price, volume: quote.volume };
+}
 
 function rememberLive(quote: QuoteJson): void {
   let points = livePoints.get(quote.symbol);
@@ -221,8 +284,28 @@ function rememberLive(quote: QuoteJson): void {
     points = [];
     livePoints.set(quote.symbol, points);
   }
-  points.push({ id: quote.id, t: quote.timestamp, price: quote.price });
+  points.push(pointOf(quote));
   if (points.length > MAX_LIVE_POINTS) points.splice(0, points.length - MAX_LIVE_POINTS);
+}
+
+/**
+ * One bucket per second of market time: the last price and the summed
+ * volume. A burst puts many ticks into few seconds; drawn tick by tick they
+ * would stand on one x position as a wall.
+ */
+function bucketsOf(points: Point[]): Bucket[] {
+  const out: Bucket[] = [];
+  for (const p of points) {
+    const t = Math.floor(p.t);
+    const last = out[out.length - 1];
+    if (last !== undefined && last.t === t) {
+      last.price = p.price;
+      last.volume += p.volume;
+    } else if (last === undefined || t > last.t) {
+      out.push({ t, price: p.price, volume: p.volume });
+    }
+  }
+  return out;
 }
 
 function smaSeries(prices: number[], period: number): (number | null)[] {
@@ -244,31 +327,67 @@ function ensurePlot(): uPlot {
     grid: { stroke: "#30363d", width: 1 },
     ticks: { stroke: "#30363d", width: 1 },
   };
+  const bars = uPlot.paths.bars!({ size: [0.7, 14, 1] });
   plot = new uPlot(
     {
       width: Math.max(200, container.clientWidth),
       height: container.clientWidth < 500 ? 220 : 280,
-      scales: { x: { time: true } },
+      scales: {
+        x: { time: true },
+        price: { auto: true },
+        // Volume bars keep to the lowest quarter of the chart.
+        volume: { range: (_u, _min, max) => [0, Math.max(1, max) * 4] },
+      },
       series: [
-        {},
+        { value: (_u: uPlot, v: number | null) => v === null ? "–" : formatClock(v) },
         {
           label: "Price",
+          scale: "price",
           stroke: "#58a6ff",
           width: 2,
           value: (_u: uPlot, v: number | null) => formatPrice(v),
         },
         {
           label: `SMA(${SMA_PERIOD})`,
+          scale: "price",
           stroke: "#f0b429",
           width: 1.5,
           dash: [6, 4],
           value: (_u: uPlot, v: number | null) => formatPrice(v),
         },
+        {
+          label: "Volume",
+          scale: "volume",
+          stroke: "rgba(139, 148, 158, 0.8)",
+          fill: "rgba(139, 148, 158, 0.35)",
+          paths: bars,
+          points: { show: false },
+          value: (_u: uPlot, v: number | null) => formatCount(v),
+        },
+        {
+          label: "Alerts",
+          scale: "price",
+          stroke: "#f85149",
+          paths: () => null,
+          points: { show: true, size: 9, width: 2, stroke: "#f85149", fill: "#0d1117" },
+          value: (_u: uPlot, v: number | null) => v === null ? "–" : "alert",
+        },
       ],
-      axes: [axis, { ...axis, size: 64 }],
+      axes: [
+        {
+          ...axis,
+          space: 80,
+          values(_u: uPlot, splits: number[]) {
+            const labels = splits.map(formatClock);
+            container.dataset.xLabels = labels.join(" ");
+            return labels;
+          },
+        },
+        { ...axis, scale: "price", size: 64 },
+      ],
       legend: { live: true },
     },
-    [[], [], []],
+    [[], [], [], [], []],
     container,
   );
   new ResizeObserver(() => {
@@ -283,9 +402,21 @@ function ensurePlot(): uPlot {
 function drawChart(): void {
   chartFrame = 0;
   const chart = ensurePlot();
-  const prices = chartPoints.map((p) => p.price);
-  chart.setData([chartPoints.map((p) => p.t), prices, smaSeries(prices, SMA_PERIOD)]);
-  byId("chart").dataset.points = String(chartPoints.length);
+  const buckets = bucketsOf(chartPoints);
+  const prices = buckets.map((b) => b.price);
+  const marked = new Set((alertMarks.get(selected ?? "") ?? new Map()).values());
+  const marks = buckets.map((b) => marked.has(b.t) ? b.price : null);
+  chart.setData([
+    buckets.map((b) => b.t),
+    prices,
+    smaSeries(prices, SMA_PERIOD),
+    buckets.map((b) => b.volume),
+    marks,
+  ]);
+  const container = byId("chart");
+  container.dataset.points = String(buckets.length);
+  container.dataset.ticks = String(chartPoints.length);
+  container.dataset.alerts = String(marks.filter((m) => m !== null).length);
 }
 
 function scheduleChart(): void {
@@ -297,6 +428,18 @@ function mergePoints(...lists: Point[][]): Point[] {
   for (const list of lists) for (const p of list) byKey.set(p.id, p);
   const merged = [...byKey.values()].sort((a, b) => compareIds(a.id, b.id));
   return merged.slice(-MAX_POINTS);
+}
+
+function markAlert(alert: AlertJson): void {
+  if (alert.quote_timestamp === null) return;
+  let marks = alertMarks.get(alert.symbol);
+  if (marks === undefined) {
+    marks = new Map();
+    alertMarks.set(alert.symbol, marks);
+  }
+  marks.set(alert.id, alert.quote_timestamp);
+  if (marks.size > MAX_MARKS) marks.delete(marks.keys().next().value!);
+  if (alert.symbol === selected) scheduleChart();
 }
 
 function renderIndicators(indicators: Indicators | null): void {
@@ -332,9 +475,15 @@ async function loadHistory(symbol: string): Promise<void> {
     // The store may be empty until the quote-store group drains; live points still show.
   }
   if (selected !== symbol) return;
-  const history = stored.map((q) => ({ id: q.id, t: q.timestamp, price: q.price }));
-  chartPoints = mergePoints(history, chartPoints, livePoints.get(symbol) ?? []);
+  chartPoints = mergePoints(stored.map(pointOf), chartPoints, livePoints.get(symbol) ?? []);
   scheduleChart();
+}
+
+async function loadAlertMarks(symbol: string): Promise<void> {
+  const alerts = await getJson<AlertJson[]>(
+    `/api/alerts?symbol=${encodeURIComponent(symbol)}&limit=${MAX_MARKS}`,
+  ).catch(() => []);
+  for (const alert of alerts) markAlert(alert);
 }
 
 function selectSymbol(symbol: string): void {
@@ -350,18 +499,23 @@ function selectSymbol(symbol: string): void {
     scheduleChart();
   }
   loadHistory(symbol);
+  loadAlertMarks(symbol);
   refreshIndicators(symbol);
 }
 
 // ---- Alerts ----
 
 function showAlert(alert: AlertJson, fresh: boolean): void {
+  markAlert(alert);
   if (alertIds.has(alert.id)) return;
   alertIds.add(alert.id);
   const item = el("li", fresh ? "new" : "");
   item.dataset.id = alert.id;
-  const time = el("time", "", formatTime(alert.datetime));
-  time.dateTime = alert.datetime;
+  // The quote's market time; when the drain wrote it is in the tooltip.
+  const market = alert.quote_timestamp;
+  const time = el("time", "", market === null ? formatTime(alert.datetime) : formatClock(market));
+  time.dateTime = market === null ? alert.datetime : new Date(market * 1000).toISOString();
+  time.title = `written ${formatTime(alert.datetime)}`;
   item.append(
     time,
     el("span", "type", alert.type.replaceAll("_", " ")),
@@ -421,7 +575,7 @@ function onQuote(quote: QuoteJson): void {
   else if (quote.symbol === selected) {
     const last = chartPoints[chartPoints.length - 1];
     if (last === undefined || compareIds(quote.id, last.id) > 0) {
-      chartPoints.push({ id: quote.id, t: quote.timestamp, price: quote.price });
+      chartPoints.push(pointOf(quote));
       if (chartPoints.length > MAX_POINTS) chartPoints.shift();
       scheduleChart();
     }

@@ -20,12 +20,32 @@ export interface AlertDraft {
   value: number;
 }
 
-/** Thresholds the analyses read from configuration. */
+/** Thresholds the analyses read from configuration (shared/config.ts, docs/settings.md). */
 export interface AnalysisSettings {
-  /** Absolute change percent at or above which a price alert fires. */
+  /** Absolute change percent above which a price alert fires (PRICE_ALERT_PERCENT). */
   priceAlertPercent: number;
-  /** Multiple of the average volume at or above which a volume spike fires. */
+  /** Points |change %| must fall below the threshold to re-arm (PRICE_ALERT_REARM_PERCENT). */
+  priceAlertRearmPercent: number;
+  /** Multiple of the average volume at or above which a volume spike fires (VOLUME_SPIKE_FACTOR). */
   volumeSpikeFactor: number;
+  /** Ticks of a symbol after a spike during which no other fires (VOLUME_SPIKE_GAP_TICKS). */
+  volumeSpikeGapTicks: number;
+  /** Gap between SMA(5) and SMA(20), in % of price, a cross must exceed (CROSS_GAP_PERCENT). */
+  crossGapPercent: number;
+  /** Ticks the gap must hold before a cross fires (CROSS_CONFIRM_TICKS). */
+  crossConfirmTicks: number;
+  /** RSI(14) above which an overbought alert fires (RSI_OVERBOUGHT). */
+  rsiOverbought: number;
+  /** RSI(14) below which an oversold alert fires (RSI_OVERSOLD). */
+  rsiOversold: number;
+  /** RSI points back inside the band that re-arm an RSI alert (RSI_REARM_POINTS). */
+  rsiRearmPoints: number;
+  /** Ticks of a session before highs and lows alert (SESSION_WARMUP_TICKS). */
+  sessionWarmupTicks: number;
+  /** % of price a new high or low must pass the last announced one by (SESSION_MARGIN_PERCENT). */
+  sessionMarginPercent: number;
+  /** Ticks of a symbol between two high or low alerts (SESSION_ALERT_GAP_TICKS). */
+  sessionAlertGapTicks: number;
 }
 
 /** What one step applies: the quote, and the thresholds read from configuration. */

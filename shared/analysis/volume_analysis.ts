@@ -1,6 +1,7 @@
 /**
  * Volume analysis: a "volume_spike" alert when a tick's volume is a multiple
- * of the symbol's recent average volume.
+ * of the symbol's recent average volume, at most one per symbol within
+ * settings.volumeSpikeGapTicks ticks, so one burst of trading alerts once.
  *
  * @module
  */
@@ -17,6 +18,8 @@ export const MIN_VOLUMES = 5;
 export interface VolumeState {
   /** Last volumes, oldest first, at most {@linkcode VOLUME_WINDOW}. */
   volumes: number[];
+  /** Ticks since the last spike alert; absent before the first. */
+  sinceAlert?: number;
 }
 
 /** Fires "volume_spike" when volume >= settings.volumeSpikeFactor x the previous average. */
@@ -26,8 +29,13 @@ export const volumeAnalysis: Analysis<VolumeState> = {
     const volumes = state?.volumes ?? [];
     const alerts: AlertDraft[] = [];
     const average = volumes.length >= MIN_VOLUMES ? smaOf(volumes, volumes.length) : null;
+    const since = state?.sinceAlert === undefined ? undefined : state.sinceAlert + 1;
+    const quiet = since === undefined || since > settings.volumeSpikeGapTicks;
     // A zero average would make every tick a spike with an infinite ratio.
-    if (average !== null && average > 0 && quote.volume >= settings.volumeSpikeFactor * average) {
+    if (
+      quiet && average !== null && average > 0 &&
+      quote.volume >= settings.volumeSpikeFactor * average
+    ) {
       const ratio = quote.volume / average;
       alerts.push({
         type: "volume_spike",
@@ -37,9 +45,11 @@ export const volumeAnalysis: Analysis<VolumeState> = {
         value: ratio,
       });
     }
-    return {
-      state: { volumes: pushWindow(volumes, { value: quote.volume, size: VOLUME_WINDOW }) },
-      alerts,
+    const next: VolumeState = {
+      volumes: pushWindow(volumes, { value: quote.volume, size: VOLUME_WINDOW }),
     };
+    const sinceAlert = alerts.length > 0 ? 0 : since;
+    if (sinceAlert !== undefined) next.sinceAlert = sinceAlert;
+    return { state: next, alerts };
   },
 };
