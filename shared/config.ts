@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { AnalysisSettings } from "./analysis/types.ts";
 import { checkCron } from "./cron.ts";
 import { SYMBOL_PATTERN } from "./quotes.ts";
 import { redactUrl, registerSecret } from "./redact.ts";
@@ -21,8 +22,8 @@ export class ConfigError extends Error {
   }
 }
 
-/** The validated settings of one process. */
-export interface Config {
+/** The validated settings of one process; the analyses' thresholds come from AnalysisSettings. */
+export interface Config extends AnalysisSettings {
   /** Redis connection URL (redis:// or rediss://). */
   redisUrl: string;
   /** HTTP port. */
@@ -55,10 +56,6 @@ export interface Config {
   streamMaxlen: number;
   /** Approximate length the alerts stream keeps. */
   alertsMaxlen: number;
-  /** Absolute change percent that fires a price alert. */
-  priceAlertPercent: number;
-  /** Volume multiple that fires a volume spike. */
-  volumeSpikeFactor: number;
   /** Pending count per group above which /report warns. */
   pendingWarn: number;
   /** Idle time after which a pending entry is reclaimed, in ms. */
@@ -83,26 +80,6 @@ export interface Config {
   tickIntervalMs: number;
   /** How long one paced emit cron run keeps emitting, in ms; 0 emits one tick. */
   emitBudgetMs: number;
-  /** Drop of |change %| below PRICE_ALERT_PERCENT that re-arms a price alert, in points. */
-  priceAlertRearmPercent: number;
-  /** Ticks of a symbol after a volume spike during which no other fires. */
-  volumeSpikeGapTicks: number;
-  /** Gap between SMA(5) and SMA(20), in % of price, a cross must exceed. */
-  crossGapPercent: number;
-  /** Ticks the gap must hold past CROSS_GAP_PERCENT before a cross fires. */
-  crossConfirmTicks: number;
-  /** RSI(14) level above which an overbought alert fires. */
-  rsiOverbought: number;
-  /** RSI(14) level below which an oversold alert fires. */
-  rsiOversold: number;
-  /** RSI points back inside the band that re-arm an RSI alert. */
-  rsiRearmPoints: number;
-  /** Ticks of a session before its highs and lows alert. */
-  sessionWarmupTicks: number;
-  /** Margin in % of price past the last announced high or low a new one must reach. */
-  sessionMarginPercent: number;
-  /** Ticks of a symbol between two session high or low alerts. */
-  sessionAlertGapTicks: number;
 }
 
 type Env = Record<string, string | undefined>;
