@@ -12,7 +12,7 @@ import { emitPaced } from "./functions/emit_quotes.ts";
 import { createApp } from "./shared/app.ts";
 import { type Config, ConfigError, isLoopbackHost, loadConfig } from "./shared/config.ts";
 import { defaultDeps } from "./shared/http.ts";
-import { closeQuoteStores } from "./shared/quote_store.ts";
+import { closeQuoteStores } from "./shared/store/quote_store.ts";
 import { describeError, redactUrl } from "./shared/redact.ts";
 import { closeAllRedis, describeRedisProblem, redisProblem } from "./shared/redis.ts";
 

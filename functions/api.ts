@@ -18,25 +18,26 @@
 
 import { Hono } from "hono";
 import { cors } from "hono/cors";
-import { type AlertJson, alertToJson } from "../shared/alerts.ts";
+import { type AlertJson, alertToJson } from "../shared/market/alerts.ts";
 import {
   indicatorsOf,
   technicalAnalysis,
   type TechnicalState,
-} from "../shared/analysis/technical_analysis.ts";
+} from "../shared/groups/technical_analysis.ts";
 import { loadConfig } from "../shared/config.ts";
-import { deadCountKey, stateKey } from "../shared/drain.ts";
 import { BadRequestError, NotFoundError, UnavailableError } from "../shared/errors.ts";
-import { GROUP_NAMES } from "../shared/groups.ts";
+import { GROUP_NAMES } from "../shared/groups/registry.ts";
 import { defaultDeps, type Deps, installErrorHandling } from "../shared/http.ts";
 import {
   getQuoteStore,
   type HistoryOptions,
   MAX_HISTORY_LIMIT,
   type StoredQuote,
-} from "../shared/quote_store.ts";
-import { latestKey, SYMBOL_PATTERN } from "../shared/quotes.ts";
-import { openStream } from "../shared/stream.ts";
+} from "../shared/store/quote_store.ts";
+import { SYMBOL_PATTERN } from "../shared/market/quotes.ts";
+import { openStream } from "../shared/queue/mod.ts";
+import { parseLatest } from "../shared/market/latest.ts";
+import { stockKeys } from "../shared/stock_queue.ts";
 
 /** Largest `limit` of GET /api/alerts. */
 export const MAX_ALERTS_LIMIT = 500;
@@ -97,18 +98,9 @@ export function parseTimeBound(name: string, raw: string | undefined): number | 
   return ms / 1000;
 }
 
-function parseLatest(raw: string): Record<string, unknown> | null {
-  try {
-    const value = JSON.parse(raw);
-    return value !== null && typeof value === "object" ? value : null;
-  } catch {
-    return null;
-  }
-}
-
 /** The latest quote of every symbol seen, sorted by symbol. */
 export async function latestQuotes(deps: Deps): Promise<Record<string, unknown>[]> {
-  const all = await deps.redis().hgetall(latestKey(deps.config.streamKey));
+  const all = await deps.redis().hgetall(stockKeys(deps.config).latest);
   return Object.keys(all).sort().flatMap((symbol) => {
     const quote = parseLatest(all[symbol]);
     return quote === null ? [] : [quote];
@@ -120,11 +112,11 @@ export async function stockDetail(
   deps: Deps,
   symbol: string,
 ): Promise<{ symbol: string; quote: Record<string, unknown>; indicators: unknown }> {
-  const { config } = deps;
+  const keys = stockKeys(deps.config);
   const redis = deps.redis();
   const [rawQuote, rawState] = await Promise.all([
-    redis.hget(latestKey(config.streamKey), symbol),
-    redis.hget(stateKey(config, technicalAnalysis.group), symbol),
+    redis.hget(keys.latest, symbol),
+    redis.hget(keys.state(technicalAnalysis.group), symbol),
   ]);
   const quote = rawQuote === null ? null : parseLatest(rawQuote);
   if (quote === null) throw new NotFoundError(`Unknown symbol: "${symbol}"`);
@@ -149,7 +141,7 @@ export async function quoteHistory(
     );
   }
   if (quotes.length === 0) {
-    const seen = await deps.redis().hexists(latestKey(deps.config.streamKey), symbol);
+    const seen = await deps.redis().hexists(stockKeys(deps.config).latest, symbol);
     if (!seen) throw new NotFoundError(`Unknown symbol: "${symbol}"`);
   }
   return quotes;
@@ -185,7 +177,7 @@ export async function recentAlerts(
       `Cannot read alerts as 'limit' must be an integer from 1 to ${MAX_ALERTS_LIMIT}: current value is ${limit}`,
     );
   }
-  const alertsStream = openStream(deps.redis(), deps.config.alertsKey);
+  const alertsStream = openStream(deps.redis(), stockKeys(deps.config).alerts);
   const filtered = symbol !== undefined || type !== undefined;
   const out: AlertJson[] = [];
   let end = "+";
@@ -210,9 +202,10 @@ export async function recentAlerts(
 /** Per-group counts for the dashboard's queue-health panel, in GROUP_NAMES order. */
 export async function queueCounts(deps: Deps): Promise<QueueGroup[]> {
   const redis = deps.redis();
+  const keys = stockKeys(deps.config);
   const [groups, dead] = await Promise.all([
-    openStream(redis, deps.config.streamKey).groups(),
-    redis.hgetall(deadCountKey(deps.config)),
+    openStream(redis, keys.stream).groups(),
+    redis.hgetall(keys.deadCount),
   ]);
   return GROUP_NAMES.map((name) => {
     const g = groups.find((info) => info.name === name);

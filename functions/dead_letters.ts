@@ -14,14 +14,15 @@ import {
   MAX_REPLAY,
   parseDeadLetter,
   replayDeadLetters,
-} from "../shared/drain.ts";
+} from "../shared/queue/mod.ts";
 import {
   BadRequestError,
   ConflictError,
   GroupStalledError,
   NotFoundError,
 } from "../shared/errors.ts";
-import { findProcessor } from "../shared/groups.ts";
+import { handlerOf } from "../shared/groups/context.ts";
+import { findGroup } from "../shared/groups/registry.ts";
 import {
   defaultDeps,
   type Deps,
@@ -32,7 +33,8 @@ import {
   requireJson,
   requireToken,
 } from "../shared/http.ts";
-import { isStreamId, openStream, type StreamEntry } from "../shared/stream.ts";
+import { isStreamId, openStream, type StreamEntry } from "../shared/queue/mod.ts";
+import { stockKeys, stockQueue } from "../shared/stock_queue.ts";
 
 /** Options of {@linkcode listDeadLetters}: those of `findDeadLetters` but the order, newest first. */
 export type ListDeadLettersOptions = Omit<FindDeadLettersOptions, "newestFirst">;
@@ -43,7 +45,7 @@ export async function listDeadLetters(
   options: ListDeadLettersOptions = {},
 ): Promise<DeadLetter[]> {
   const { group, limit = 100 } = options;
-  const deadLetters = openStream(deps.redis(), deps.config.deadLetterKey);
+  const deadLetters = openStream(deps.redis(), stockKeys(deps.config).deadLetters);
   return (await findDeadLetters(deadLetters, { group, limit, newestFirst: true }))
     .map(parseDeadLetter);
 }
@@ -64,11 +66,11 @@ export async function replayGroup(
   options: ReplayGroupOptions = {},
 ): Promise<{ group: string; attempted: number; succeeded: number; failed: number }> {
   const { ids } = options;
-  const processor = findProcessor(deps, group);
-  if (processor === undefined) throw new NotFoundError(`Unknown consumer group: "${group}"`);
+  const definition = findGroup(group);
+  if (definition === undefined) throw new NotFoundError(`Unknown consumer group: "${group}"`);
   let entries: StreamEntry[] | undefined;
   if (ids !== undefined) {
-    const deadLetters = openStream(deps.redis(), deps.config.deadLetterKey);
+    const deadLetters = openStream(deps.redis(), stockKeys(deps.config).deadLetters);
     // Sent together, so up to MAX_REPLAY lookups cost one round trip, not one each.
     const found = await Promise.all(
       ids.map((id) => deadLetters.range({ start: id, end: id, count: 1 })),
@@ -81,7 +83,8 @@ export async function replayGroup(
     });
   }
   // Without ids, the replay reads every dead letter of the group itself.
-  const result = await replayDeadLetters(deps, processor, { entries });
+  const queue = stockQueue(deps);
+  const result = await replayDeadLetters(queue, handlerOf(deps, queue, definition), { entries });
   if (result.busy) {
     throw new ConflictError(`Group "${group}" is being drained right now: retry shortly`);
   }
@@ -102,7 +105,7 @@ export function createDeadLettersApp(deps: Deps): Hono {
   installErrorHandling(app);
   app.get("/dead-letters", requireToken(deps.config), async function list(c) {
     const group = c.req.query("group");
-    if (group !== undefined && findProcessor(deps, group) === undefined) {
+    if (group !== undefined && findGroup(group) === undefined) {
       throw new NotFoundError(`Unknown consumer group: "${group}"`);
     }
     const rawLimit = c.req.query("limit") ?? "100";
@@ -121,7 +124,7 @@ export function createDeadLettersApp(deps: Deps): Hono {
     limitBody(),
     async function replay(c) {
       const group = c.req.param("group");
-      if (findProcessor(deps, group) === undefined) {
+      if (findGroup(group) === undefined) {
         throw new NotFoundError(`Unknown consumer group: "${group}"`);
       }
       const body = await readJsonBody(c);

@@ -8,9 +8,11 @@
 
 import { Hono } from "hono";
 import { loadConfig } from "../shared/config.ts";
-import { consumerName, drainGroup, type DrainResult } from "../shared/drain.ts";
 import { GroupStalledError, NotFoundError } from "../shared/errors.ts";
-import { findProcessor, processors } from "../shared/groups.ts";
+import { handlerOf } from "../shared/groups/context.ts";
+import { findGroup, GROUPS } from "../shared/groups/registry.ts";
+import { consumerName, drainGroup, type DrainResult } from "../shared/queue/mod.ts";
+import { stockQueue } from "../shared/stock_queue.ts";
 import {
   defaultDeps,
   type Deps,
@@ -42,16 +44,23 @@ export interface DrainOneOptions {
   trigger?: string;
 }
 
+/** What one drain did, with the analyses' outputs named as what they are. */
+export interface DrainResponse extends DrainResult {
+  /** Alerts written (the engine's `outputs`). */
+  alerts: number;
+}
+
 /** Drains `group`: one chunk, or chunks until caught up or out of budget. */
 export async function drainOne(
   deps: Deps,
   group: string,
   options: DrainOneOptions = {},
-): Promise<DrainResult> {
-  const processor = findProcessor(deps, group);
-  if (processor === undefined) throw new NotFoundError(`Unknown consumer group: "${group}"`);
+): Promise<DrainResponse> {
+  const definition = findGroup(group);
+  if (definition === undefined) throw new NotFoundError(`Unknown consumer group: "${group}"`);
   const { count = 100, budgetMs, trigger = "http" } = options;
-  const result = await drainGroup(deps, processor, {
+  const queue = stockQueue(deps);
+  const drained = await drainGroup(queue, handlerOf(deps, queue, definition), {
     count,
     // Without a budget: exactly one chunk, and no waiting for a retry to come due.
     budgetMs: budgetMs ?? 0,
@@ -59,6 +68,7 @@ export async function drainOne(
     consumer: consumerName(trigger, { deploymentId: deps.config.deploymentId }),
     signal: deps.signal,
   });
+  const result = { ...drained, alerts: drained.outputs };
   if (result.stalled !== null) {
     const { dependency, error, retryAfterMs } = result.stalled;
     throw new GroupStalledError(
@@ -91,14 +101,14 @@ export interface DrainAllOptions {
 export async function drainAll(
   deps: Deps,
   options: DrainAllOptions = {},
-): Promise<(DrainResult | { group: string; error: string })[]> {
+): Promise<(DrainResponse | { group: string; error: string })[]> {
   const { budgetMs = deps.config.drainBudgetMs, count = 100 } = options;
   return await Promise.all(
-    processors(deps).map(async function drainEach(p) {
+    GROUPS.map(async function drainEach(g) {
       try {
-        return await drainOne(deps, p.group, { budgetMs, count, trigger: "cron" });
+        return await drainOne(deps, g.group, { budgetMs, count, trigger: "cron" });
       } catch (error) {
-        return { group: p.group, error: error instanceof Error ? error.message : String(error) };
+        return { group: g.group, error: error instanceof Error ? error.message : String(error) };
       }
     }),
   );
@@ -115,7 +125,7 @@ export function createDrainApp(deps: Deps): Hono {
     limitBody(),
     async function drain(c) {
       const group = c.req.param("group");
-      if (findProcessor(deps, group) === undefined) {
+      if (findGroup(group) === undefined) {
         throw new NotFoundError(`Unknown consumer group: "${group}"`);
       }
       const body = await readJsonBody(c);

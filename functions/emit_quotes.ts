@@ -10,7 +10,6 @@
 import { Hono } from "hono";
 import { createHash } from "node:crypto";
 import { loadConfig } from "../shared/config.ts";
-import { ensureGroups, recoverGroup } from "../shared/drain.ts";
 import {
   BackpressureError,
   BadRequestError,
@@ -18,7 +17,7 @@ import {
   UnavailableError,
   UnprocessableError,
 } from "../shared/errors.ts";
-import { GROUP_NAMES } from "../shared/groups.ts";
+import { GROUPS } from "../shared/groups/registry.ts";
 import {
   defaultDeps,
   type Deps,
@@ -30,10 +29,12 @@ import {
   requireJson,
   requireToken,
 } from "../shared/http.ts";
-import { encodeQuote, latestKey, quoteToJson, SYMBOL_PATTERN } from "../shared/quotes.ts";
+import { latestRest } from "../shared/market/latest.ts";
+import { encodeQuote, SYMBOL_PATTERN } from "../shared/market/quotes.ts";
 import { isRedisUnavailable } from "../shared/redis.ts";
-import { initialSimulatorState, simulateTicks } from "../shared/simulator.ts";
-import { openStream } from "../shared/stream.ts";
+import { initialSimulatorState, simulateTicks } from "../shared/market/simulator.ts";
+import { ensureGroups, recoverGroup } from "../shared/queue/mod.ts";
+import { stockKeys, stockQueue } from "../shared/stock_queue.ts";
 
 /** Response of an emit. */
 export interface EmitResult {
@@ -77,31 +78,28 @@ export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
 const RUNNING_TTL_MS = 30000;
 const MAX_GUARD_RETRIES = 10;
 
-/** Hash holding the simulator's state and version. */
-export function simulatorKey(streamKey: string): string {
-  return `${streamKey}:sim`;
-}
-
-function idempotencyRedisKey(streamKey: string, key: string): string {
-  return `${streamKey}:idem:${createHash("sha256").update(key).digest("hex")}`;
-}
-
 /**
  * Answers 429 while the slowest group lags more than MAX_LAG entries, and
  * recreates groups Redis lost, so no entry of this emit is missed by them.
  */
 export async function checkBackpressure(deps: Deps): Promise<void> {
-  const redis = deps.redis();
-  const stream = openStream(redis, deps.config.streamKey);
+  const queue = stockQueue(deps);
+  const stream = queue.stream;
   const groups = await stream.groups();
-  const missing = GROUP_NAMES.filter((name) => !groups.some((g) => g.name === name));
+  const missing = GROUPS.filter((d) => !groups.some((g) => g.name === d.group));
   if (missing.length > 0) {
-    if (groups.length === 0 && (await stream.info()) === null) {
-      // No stream at all: a first start, or Redis lost everything; the
-      // groups start with this emit either way.
-      await ensureGroups(deps, missing, { force: true });
-    } else {
-      for (const group of missing) await recoverGroup({ config: deps.config, redis }, { group });
+    const fresh = groups.length === 0 && (await stream.info()) === null;
+    for (const definition of missing) {
+      const start = { name: definition.group, start: definition.start };
+      if (fresh || (definition.start ?? "$") !== "0") {
+        // No stream at all (a first start, or Redis lost everything), or a
+        // group new to a running stream: it starts where it declares.
+        await ensureGroups(queue, [start], { force: true });
+      } else {
+        // The stream is there without this group: Redis lost it, or it was
+        // destroyed. Recreated at 0 so no entry it had not seen is missed.
+        await recoverGroup(queue, definition.group);
+      }
     }
   }
   let worst = groups.reduce((max, g) => Math.max(max, g.lag ?? 0), 0);
@@ -126,11 +124,11 @@ export async function checkBackpressure(deps: Deps): Promise<void> {
 export async function emitQuotes(deps: Deps, options: EmitOptions = {}): Promise<EmitResult> {
   const { config } = deps;
   const { ticks = 1, symbols = config.symbols, idempotencyKey, fingerprint = "" } = options;
-  const redis = deps.redis();
-  const stream = openStream(redis, config.streamKey);
+  const queue = stockQueue(deps);
+  const { redis, stream, keys } = queue;
   let idem: { key: string; token: string; fingerprint: string; ttlMs: number } | undefined;
   if (idempotencyKey !== undefined) {
-    const key = idempotencyRedisKey(config.streamKey, idempotencyKey);
+    const key = keys.idempotency(idempotencyKey);
     const token = JSON.stringify({ state: "running", fp: fingerprint, at: deps.now() });
     const taken = await redis.set(key, token, "PX", RUNNING_TTL_MS, "NX");
     if (taken !== "OK") {
@@ -161,7 +159,7 @@ export async function emitQuotes(deps: Deps, options: EmitOptions = {}): Promise
   }
   try {
     await checkBackpressure(deps);
-    const simKey = simulatorKey(config.streamKey);
+    const simKey = stockKeys(config).simulator;
     for (let attempt = 0; attempt < MAX_GUARD_RETRIES; attempt++) {
       const [version, stored] = await redis.hmget(simKey, "version", "state");
       const state = stored ? JSON.parse(stored) : initialSimulatorState();
@@ -184,13 +182,14 @@ export async function emitQuotes(deps: Deps, options: EmitOptions = {}): Promise
         },
         idempotency: idem,
         latest: {
-          key: latestKey(config.streamKey),
+          key: stockKeys(config).latest,
           items: [...lastIndex].map(([field, index]) => ({
             index,
             field,
-            rest: JSON.stringify(quoteToJson(sim.quotes[index])).slice(1),
+            rest: latestRest(sim.quotes[index]),
           })),
         },
+        counter: { key: keys.counters, field: "emitted" },
       });
       if (result.status === "ok") {
         idem = undefined;

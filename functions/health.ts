@@ -10,7 +10,8 @@ import { Hono } from "hono";
 import { loadConfig } from "../shared/config.ts";
 import { defaultDeps, type Deps, installErrorHandling } from "../shared/http.ts";
 import { describeRedisProblem, redisProblem } from "../shared/redis.ts";
-import { readStalls, type Stall } from "../shared/stalls.ts";
+import { readStalls, type Stall } from "../shared/queue/mod.ts";
+import { stockKeys } from "../shared/stock_queue.ts";
 
 /** What /health answers. */
 export interface Health {
@@ -28,13 +29,14 @@ export interface Health {
 export async function checkHealth(deps: Deps): Promise<Health> {
   try {
     const redis = deps.redis();
+    const keys = stockKeys(deps.config);
     // A small write tells whether Redis takes writes: a full Redis refuses
     // it with OOM while PING still answers.
     const [pong, memory, stalls, write] = await Promise.all([
       redis.ping(),
       redis.info("memory"),
-      readStalls(redis, deps.config.streamKey),
-      redis.set(`${deps.config.streamKey}:health`, String(deps.now()), "PX", 60000).then(
+      readStalls(redis, keys.stalled),
+      redis.set(keys.health, String(deps.now()), "PX", 60000).then(
         () => "ok",
         (error: unknown) => {
           if (redisProblem(error) === "memory") return "full";

@@ -8,11 +8,11 @@
 
 import { Hono } from "hono";
 import { loadConfig } from "../shared/config.ts";
-import { deadCountKey, isMissingGroupError } from "../shared/drain.ts";
-import { readStalls, type Stall } from "../shared/stalls.ts";
-import { GROUP_NAMES } from "../shared/groups.ts";
+import { isMissingGroupError, readStalls, type Stall } from "../shared/queue/mod.ts";
+import { stockKeys } from "../shared/stock_queue.ts";
+import { GROUP_NAMES } from "../shared/groups/registry.ts";
 import { defaultDeps, type Deps, installErrorHandling, requireToken } from "../shared/http.ts";
-import { type ConsumerInfo, openStream } from "../shared/stream.ts";
+import { type ConsumerInfo, openStream } from "../shared/queue/mod.ts";
 
 /** One group in the report. */
 export interface GroupReport {
@@ -77,16 +77,17 @@ const LAG_HISTORY = 3;
 export async function buildReport(deps: Deps): Promise<Report> {
   const { config } = deps;
   const redis = deps.redis();
-  const stream = openStream(redis, config.streamKey);
+  const keys = stockKeys(config);
+  const stream = openStream(redis, keys.stream);
   const [info, groups, alertsLength, deadLength, deadCounts, stalls] = await Promise.all([
     stream.info(),
     stream.groups(),
-    openStream(redis, config.alertsKey).length(),
-    openStream(redis, config.deadLetterKey).length(),
-    redis.hgetall(deadCountKey(config)),
-    readStalls(redis, config.streamKey),
+    openStream(redis, keys.alerts).length(),
+    openStream(redis, keys.deadLetters).length(),
+    redis.hgetall(keys.deadCount),
+    readStalls(redis, keys.stalled),
   ]);
-  const historyKey = `${config.streamKey}:report:lag`;
+  const historyKey = keys.reportLag;
   const history = groups.length > 0
     ? await redis.hmget(historyKey, ...groups.map((g) => g.name))
     : [];
@@ -174,8 +175,8 @@ export async function buildReport(deps: Deps): Promise<Report> {
     },
     groups: reports.map((r) => r.report),
     missingGroups,
-    alerts: { key: config.alertsKey, length: alertsLength },
-    deadLetters: { key: config.deadLetterKey, length: deadLength },
+    alerts: { key: keys.alerts, length: alertsLength },
+    deadLetters: { key: keys.deadLetters, length: deadLength },
     backpressure: groups.some((g) => (g.lag ?? 0) > config.maxLag),
     warnings,
   };

@@ -9,8 +9,8 @@
  */
 
 import { Redis } from "ioredis";
-import { decodeQuote, encodeQuote, type Quote } from "../shared/quotes.ts";
-import { createRandom, initialSimulatorState, simulateTicks } from "../shared/simulator.ts";
+import { decodeQuote, encodeQuote, type Quote } from "../shared/market/quotes.ts";
+import { createRandom, initialSimulatorState, simulateTicks } from "../shared/market/simulator.ts";
 
 /** Options for {@linkcode runBasicExample}. */
 export interface BasicExampleOptions {

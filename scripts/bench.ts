@@ -11,10 +11,10 @@ import { drainOne } from "../functions/drain.ts";
 import { emitQuotes } from "../functions/emit_quotes.ts";
 import { createApp } from "../shared/app.ts";
 import { loadConfig } from "../shared/config.ts";
-import { GROUP_NAMES } from "../shared/groups.ts";
+import { GROUP_NAMES } from "../shared/groups/registry.ts";
 import type { Deps } from "../shared/http.ts";
 import { closeRedis, createRedis } from "../shared/redis.ts";
-import { createRandom } from "../shared/simulator.ts";
+import { createRandom } from "../shared/market/simulator.ts";
 
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -20,7 +20,7 @@ import { Redis } from "ioredis";
 import { closeLive, createLiveApp } from "../functions/live.ts";
 import { loadConfig } from "../shared/config.ts";
 import { defaultDeps } from "../shared/http.ts";
-import { encodeQuote } from "../shared/quotes.ts";
+import { encodeQuote } from "../shared/market/quotes.ts";
 import { closeAllRedis } from "../shared/redis.ts";
 
 const SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "META", "NVDA", "NFLX"];

@@ -11,7 +11,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { GROUP_NAMES } from "../shared/group_names.ts";
+import { GROUP_NAMES } from "../shared/groups/registry.ts";
 import { formatAge, formatTable } from "./_table.ts";
 
 /** Options of {@linkcode runTrigger}. */

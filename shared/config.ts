@@ -5,9 +5,9 @@
  * @module
  */
 
-import type { AnalysisSettings } from "./analysis/types.ts";
+import type { AnalysisSettings } from "./market/analysis.ts";
 import { checkCron } from "./cron.ts";
-import { SYMBOL_PATTERN } from "./quotes.ts";
+import { SYMBOL_PATTERN } from "./market/quotes.ts";
 import { redactUrl, registerSecret } from "./redact.ts";
 
 /** Raised when environment variables hold invalid values; one line per problem. */

@@ -11,9 +11,9 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { Redis } from "ioredis";
 import { type Config, isLoopbackHost } from "./config.ts";
-import { DependencyError } from "./dependency.ts";
+import { DependencyError } from "./queue/mod.ts";
 import { BadRequestError, HttpError, UnavailableError } from "./errors.ts";
-import type { QuoteStore } from "./quote_store.ts";
+import type { QuoteStore } from "./store/quote_store.ts";
 import { describeError, redact } from "./redact.ts";
 import { describeRedisProblem, getRedis, type RedisProblem, redisProblem } from "./redis.ts";
 

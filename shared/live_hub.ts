@@ -20,13 +20,13 @@
  */
 
 import type { Redis } from "ioredis";
-import { alertToJson } from "./alerts.ts";
+import { alertToJson } from "./market/alerts.ts";
 import type { Config } from "./config.ts";
 import { BadRequestError } from "./errors.ts";
 import type { Deps } from "./http.ts";
-import { decodeQuote, quoteToJson, SYMBOL_PATTERN } from "./quotes.ts";
+import { decodeQuote, quoteToJson, SYMBOL_PATTERN } from "./market/quotes.ts";
 import { createRedis, toUnavailable } from "./redis.ts";
-import { openStream, readStreams, type StreamEntry } from "./stream.ts";
+import { openStream, readStreams, type StreamEntry } from "./queue/mod.ts";
 
 /** Most symbols one subscription may name. */
 export const MAX_SYMBOLS = 100;

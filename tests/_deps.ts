@@ -7,9 +7,9 @@
 import { withShortBudget } from "./_env.ts";
 import type { Redis } from "ioredis";
 import { type Config, loadConfig } from "../shared/config.ts";
-import type { DrainDeps } from "../shared/drain.ts";
+import type { DrainDeps } from "../shared/queue/mod.ts";
 import type { Deps } from "../shared/http.ts";
-import { createRandom } from "../shared/simulator.ts";
+import { createRandom } from "../shared/market/simulator.ts";
 
 /** Options of {@linkcode testDeps}. */
 export interface TestDepsOptions {

@@ -11,15 +11,15 @@
 import { withShortBudget } from "./_env.ts";
 import { AssertionError } from "node:assert";
 import type { Redis } from "ioredis";
-import { analysisSettings } from "../shared/analysis/settings.ts";
-import type { Analysis, AnalysisSettings } from "../shared/analysis/types.ts";
+import { analysisSettings } from "../shared/market/settings.ts";
+import type { Analysis, AnalysisSettings } from "../shared/market/analysis.ts";
 import type { Config } from "../shared/config.ts";
-import { type Processor, stateKey } from "../shared/drain.ts";
+import { type Processor, stateKey } from "../shared/queue/mod.ts";
 import type { Deps } from "../shared/http.ts";
-import { createRandom } from "../shared/simulator.ts";
+import { createRandom } from "../shared/market/simulator.ts";
 import { emitQuotes } from "../functions/emit_quotes.ts";
-import { decodeQuote, fieldsToRecord, QuoteDecodeError } from "../shared/quotes.ts";
-import { compareIds, openStream, type StreamEntry } from "../shared/stream.ts";
+import { decodeQuote, fieldsToRecord, QuoteDecodeError } from "../shared/market/quotes.ts";
+import { compareIds, openStream, type StreamEntry } from "../shared/queue/mod.ts";
 
 /** One alert, reduced to what a serial pass determines (no message text or wall time). */
 export interface AlertRecord {

@@ -11,7 +11,7 @@ import type { Redis } from "ioredis";
 import { type Config, loadConfig } from "../shared/config.ts";
 import { createApp } from "../shared/app.ts";
 import type { Deps } from "../shared/http.ts";
-import type { QuoteStore } from "../shared/quote_store.ts";
+import type { QuoteStore } from "../shared/store/quote_store.ts";
 
 /** Settings for a test: the test Redis, no crons, SQLite under `dir`, plus `env`. */
 export function siteConfig(

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { ANALYSES } from "../shared/analysis/registry.ts";
-import { analysisSettings } from "../shared/analysis/settings.ts";
-import type { AlertDraft } from "../shared/analysis/types.ts";
+import { ANALYSES } from "../shared/groups/registry.ts";
+import { analysisSettings } from "../shared/market/settings.ts";
+import type { AlertDraft } from "../shared/market/analysis.ts";
 import { loadConfig } from "../shared/config.ts";
-import type { Quote } from "../shared/quotes.ts";
-import { createRandom, initialSimulatorState, simulateTicks } from "../shared/simulator.ts";
+import type { Quote } from "../shared/market/quotes.ts";
+import { createRandom, initialSimulatorState, simulateTicks } from "../shared/market/simulator.ts";
 
 const config = loadConfig({});
 const settings = analysisSettings(config);

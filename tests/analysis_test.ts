@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Quote } from "../shared/quotes.ts";
+import type { Quote } from "../shared/market/quotes.ts";
 import {
   type EmaState,
   emaStep,
@@ -8,14 +8,14 @@ import {
   type RsiState,
   rsiStep,
   smaOf,
-} from "../shared/analysis/indicators.ts";
-import { marketEvents, sessionOf } from "../shared/analysis/market_events.ts";
-import { priceAlerts } from "../shared/analysis/price_alerts.ts";
-import { ANALYSES, findAnalysis } from "../shared/analysis/registry.ts";
-import { indicatorsOf, technicalAnalysis } from "../shared/analysis/technical_analysis.ts";
-import { analysisSettings } from "../shared/analysis/settings.ts";
-import type { AlertDraft, Analysis, AnalysisSettings } from "../shared/analysis/types.ts";
-import { volumeAnalysis } from "../shared/analysis/volume_analysis.ts";
+} from "../shared/market/indicators.ts";
+import { marketEvents, sessionOf } from "../shared/groups/market_events.ts";
+import { priceAlerts } from "../shared/groups/price_alerts.ts";
+import { ANALYSES, findAnalysis } from "../shared/groups/registry.ts";
+import { indicatorsOf, technicalAnalysis } from "../shared/groups/technical_analysis.ts";
+import { analysisSettings } from "../shared/market/settings.ts";
+import type { AlertDraft, Analysis, AnalysisSettings } from "../shared/market/analysis.ts";
+import { volumeAnalysis } from "../shared/groups/volume_analysis.ts";
 import { loadConfig } from "../shared/config.ts";
 
 /** The default settings, with a price threshold of 5% that the hand-made series cross. */

@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import { createApiApp } from "../functions/api.ts";
 import { drainOne } from "../functions/drain.ts";
 import { emitQuotes } from "../functions/emit_quotes.ts";
-import { indicatorsOf } from "../shared/analysis/technical_analysis.ts";
+import { indicatorsOf } from "../shared/groups/technical_analysis.ts";
 import type { Config } from "../shared/config.ts";
-import { deadCountKey, resetGroupCache, stateKey } from "../shared/drain.ts";
-import { GROUP_NAMES } from "../shared/groups.ts";
+import { deadCountKey, resetGroupCache, stateKey } from "../shared/queue/mod.ts";
+import { GROUP_NAMES } from "../shared/groups/registry.ts";
 import type { Deps } from "../shared/http.ts";
-import { createQuoteStore, type QuoteStore } from "../shared/quote_store.ts";
+import { createQuoteStore, type QuoteStore } from "../shared/store/quote_store.ts";
 import { startRedis } from "./_redis_server.ts";
 import { createSiteApp, serve, siteConfig, siteDeps } from "./_site.ts";
 

@@ -3,10 +3,10 @@ import type { Redis } from "ioredis";
 import { emitQuotes } from "../functions/emit_quotes.ts";
 import { createApp } from "../shared/app.ts";
 import type { Config } from "../shared/config.ts";
-import { type DrainResult, resetGroupCache } from "../shared/drain.ts";
+import { type DrainResult, resetGroupCache } from "../shared/queue/mod.ts";
 import type { Deps } from "../shared/http.ts";
-import { closeQuoteStores } from "../shared/quote_store.ts";
-import { openStream } from "../shared/stream.ts";
+import { closeQuoteStores } from "../shared/store/quote_store.ts";
+import { openStream } from "../shared/queue/mod.ts";
 import { testDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
 

@@ -2,15 +2,15 @@ import assert from "node:assert/strict";
 import type { Redis } from "ioredis";
 import { drainAll, drainOne } from "../functions/drain.ts";
 import { buildReport } from "../functions/report.ts";
-import { technicalAnalysis } from "../shared/analysis/technical_analysis.ts";
-import type { Analysis } from "../shared/analysis/types.ts";
+import { technicalAnalysis } from "../shared/groups/technical_analysis.ts";
+import type { Analysis } from "../shared/market/analysis.ts";
 import { loadConfig } from "../shared/config.ts";
-import { consumerName, drainGroup, type DrainResult, resetGroupCache } from "../shared/drain.ts";
-import { GROUP_NAMES, processors } from "../shared/groups.ts";
-import { leaseKey } from "../shared/lease.ts";
-import { closeQuoteStores } from "../shared/quote_store.ts";
+import { consumerName, drainGroup, type DrainResult, resetGroupCache } from "../shared/queue/mod.ts";
+import { GROUP_NAMES, processors } from "../shared/groups/registry.ts";
+import { leaseKey } from "../shared/queue/mod.ts";
+import { closeQuoteStores } from "../shared/store/quote_store.ts";
 import { closeRedis, createRedis } from "../shared/redis.ts";
-import { openStream } from "../shared/stream.ts";
+import { openStream } from "../shared/queue/mod.ts";
 import { drainDeps } from "./_deps.ts";
 import {
   assertMatchesReference,

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { chromium, type Page } from "playwright-core";
 import { closeLive } from "../functions/live.ts";
-import { resetGroupCache } from "../shared/drain.ts";
-import { createQuoteStore } from "../shared/quote_store.ts";
+import { resetGroupCache } from "../shared/queue/mod.ts";
+import { createQuoteStore } from "../shared/store/quote_store.ts";
 import { startRedis } from "./_redis_server.ts";
 import { createSiteApp, serve, siteConfig, siteDeps } from "./_site.ts";
 

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { alertToJson } from "../shared/alerts.ts";
-import { ANALYSES } from "../shared/analysis/registry.ts";
-import { analysisSettings } from "../shared/analysis/settings.ts";
+import { alertToJson } from "../shared/market/alerts.ts";
+import { ANALYSES } from "../shared/groups/registry.ts";
+import { analysisSettings } from "../shared/market/settings.ts";
 import { createApp } from "../shared/app.ts";
 import { loadConfig } from "../shared/config.ts";
 import type { Deps } from "../shared/http.ts";
-import { encodeQuote, fieldsToRecord } from "../shared/quotes.ts";
-import { createRandom, initialSimulatorState, simulateTicks } from "../shared/simulator.ts";
+import { encodeQuote, fieldsToRecord } from "../shared/market/quotes.ts";
+import { createRandom, initialSimulatorState, simulateTicks } from "../shared/market/simulator.ts";
 
 const ROOT = new URL("../", import.meta.url);
 

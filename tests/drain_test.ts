@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import type { Redis } from "ioredis";
 import { drainAll, drainOne } from "../functions/drain.ts";
-import type { Analysis } from "../shared/analysis/types.ts";
-import { technicalAnalysis } from "../shared/analysis/technical_analysis.ts";
+import type { Analysis } from "../shared/market/analysis.ts";
+import { technicalAnalysis } from "../shared/groups/technical_analysis.ts";
 import { type Config, loadConfig } from "../shared/config.ts";
 import {
   consumerName,
@@ -10,14 +10,14 @@ import {
   type Processor,
   resetGroupCache,
   stateKey,
-} from "../shared/drain.ts";
-import { processors } from "../shared/groups.ts";
-import { closeQuoteStores } from "../shared/quote_store.ts";
+} from "../shared/queue/mod.ts";
+import { processors } from "../shared/groups/registry.ts";
+import { closeQuoteStores } from "../shared/store/quote_store.ts";
 import type { Deps } from "../shared/http.ts";
-import { acquireLease, leaseKey, releaseLease } from "../shared/lease.ts";
-import { fieldsToRecord } from "../shared/quotes.ts";
+import { acquireLease, leaseKey, releaseLease } from "../shared/queue/mod.ts";
+import { fieldsToRecord } from "../shared/market/quotes.ts";
 import { closeRedis, createRedis } from "../shared/redis.ts";
-import { compareIds, openStream, type StreamEntry } from "../shared/stream.ts";
+import { compareIds, openStream, type StreamEntry } from "../shared/queue/mod.ts";
 import {
   actualOutcome,
   assertMatchesReference,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { emitPaced, emitQuotes } from "../functions/emit_quotes.ts";
-import { resetGroupCache } from "../shared/drain.ts";
-import { decodeQuote, type Quote } from "../shared/quotes.ts";
+import { resetGroupCache } from "../shared/queue/mod.ts";
+import { decodeQuote, type Quote } from "../shared/market/quotes.ts";
 import { freePort, startRedis } from "./_redis_server.ts";
 import { testDeps } from "./_deps.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createApp } from "../shared/app.ts";
-import { resetGroupCache } from "../shared/drain.ts";
-import { createQuoteStore } from "../shared/quote_store.ts";
+import { resetGroupCache } from "../shared/queue/mod.ts";
+import { createQuoteStore } from "../shared/store/quote_store.ts";
 import { startRedis, type TestRedis } from "./_redis_server.ts";
 import { siteConfig, siteDeps } from "./_site.ts";
 

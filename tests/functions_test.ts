@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { createApp } from "../shared/app.ts";
-import { resetGroupCache } from "../shared/drain.ts";
+import { resetGroupCache } from "../shared/queue/mod.ts";
 import { drainAll } from "../functions/drain.ts";
 import { emitQuotes } from "../functions/emit_quotes.ts";
-import { GROUP_NAMES } from "../shared/groups.ts";
+import { GROUP_NAMES } from "../shared/groups/registry.ts";
 import { closeRedis, createRedis } from "../shared/redis.ts";
-import { fieldsToRecord } from "../shared/quotes.ts";
+import { fieldsToRecord } from "../shared/market/quotes.ts";
 import { startRedis } from "./_redis_server.ts";
 import { testDeps } from "./_deps.ts";
 

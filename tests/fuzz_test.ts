@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { closeLive } from "../functions/live.ts";
 import { createApp } from "../shared/app.ts";
-import { resetGroupCache } from "../shared/drain.ts";
-import { createQuoteStore } from "../shared/quote_store.ts";
-import { createRandom } from "../shared/simulator.ts";
+import { resetGroupCache } from "../shared/queue/mod.ts";
+import { createQuoteStore } from "../shared/store/quote_store.ts";
+import { createRandom } from "../shared/market/simulator.ts";
 import { startRedis } from "./_redis_server.ts";
 import { serve, siteConfig, siteDeps } from "./_site.ts";
 

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../shared/config.ts";
-import { processors } from "../shared/groups.ts";
+import { processors } from "../shared/groups/registry.ts";
 import { closeRedis, createRedis } from "../shared/redis.ts";
-import { createRandom } from "../shared/simulator.ts";
-import { openStream } from "../shared/stream.ts";
+import { createRandom } from "../shared/market/simulator.ts";
+import { openStream } from "../shared/queue/mod.ts";
 import {
   actualOutcome,
   assertMatchesReference,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { closeLive, createLiveApp } from "../functions/live.ts";
-import { resetGroupCache } from "../shared/drain.ts";
-import { createQuoteStore } from "../shared/quote_store.ts";
+import { resetGroupCache } from "../shared/queue/mod.ts";
+import { createQuoteStore } from "../shared/store/quote_store.ts";
 import { startRedis } from "./_redis_server.ts";
 import { SseReader } from "./_sse.ts";
 import { serve, siteConfig, siteDeps } from "./_site.ts";

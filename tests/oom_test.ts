@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { createApp } from "../shared/app.ts";
-import { resetGroupCache } from "../shared/drain.ts";
-import { GROUP_NAMES } from "../shared/groups.ts";
-import { createQuoteStore } from "../shared/quote_store.ts";
+import { resetGroupCache } from "../shared/queue/mod.ts";
+import { GROUP_NAMES } from "../shared/groups/registry.ts";
+import { createQuoteStore } from "../shared/store/quote_store.ts";
 import { startRedis } from "./_redis_server.ts";
 import { siteConfig, siteDeps } from "./_site.ts";
 

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { createApp } from "../shared/app.ts";
-import { drainGroup, type DrainResult, resetGroupCache, type SinkGroup } from "../shared/drain.ts";
-import { GROUP_NAMES, processors } from "../shared/groups.ts";
-import { closeQuoteStores } from "../shared/quote_store.ts";
+import { drainGroup, type DrainResult, resetGroupCache, type SinkGroup } from "../shared/queue/mod.ts";
+import { GROUP_NAMES, processors } from "../shared/groups/registry.ts";
+import { closeQuoteStores } from "../shared/store/quote_store.ts";
 import { closeRedis, createRedis } from "../shared/redis.ts";
-import { openStream } from "../shared/stream.ts";
+import { openStream } from "../shared/queue/mod.ts";
 import { drainDeps, testDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
 import { assertMatchesReference } from "./_reference.ts";

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import type { Redis } from "ioredis";
 import { drainOne } from "../functions/drain.ts";
-import { marketEvents } from "../shared/analysis/market_events.ts";
-import { technicalAnalysis } from "../shared/analysis/technical_analysis.ts";
-import type { Analysis } from "../shared/analysis/types.ts";
+import { marketEvents } from "../shared/groups/market_events.ts";
+import { technicalAnalysis } from "../shared/groups/technical_analysis.ts";
+import type { Analysis } from "../shared/market/analysis.ts";
 import { type Config, loadConfig } from "../shared/config.ts";
 import {
   consumerName,
@@ -12,15 +12,15 @@ import {
   type Processor,
   resetGroupCache,
   stateKey,
-} from "../shared/drain.ts";
-import { processors } from "../shared/groups.ts";
-import { closeQuoteStores } from "../shared/quote_store.ts";
+} from "../shared/queue/mod.ts";
+import { processors } from "../shared/groups/registry.ts";
+import { closeQuoteStores } from "../shared/store/quote_store.ts";
 import type { Deps } from "../shared/http.ts";
-import { acquireLease, type Lease, leaseKey, releaseLease } from "../shared/lease.ts";
-import { fieldsToRecord } from "../shared/quotes.ts";
+import { acquireLease, type Lease, leaseKey, releaseLease } from "../shared/queue/mod.ts";
+import { fieldsToRecord } from "../shared/market/quotes.ts";
 import { closeRedis, createRedis, isRedisUnavailable } from "../shared/redis.ts";
-import { createRandom } from "../shared/simulator.ts";
-import { openStream } from "../shared/stream.ts";
+import { createRandom } from "../shared/market/simulator.ts";
+import { openStream } from "../shared/queue/mod.ts";
 import {
   assertMatchesReference,
   groupsBehind,

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { analysisSettings } from "../shared/analysis/settings.ts";
+import { analysisSettings } from "../shared/market/settings.ts";
 import type { Redis } from "ioredis";
 import { emitQuotes } from "../functions/emit_quotes.ts";
-import { priceAlerts } from "../shared/analysis/price_alerts.ts";
-import { ANALYSES } from "../shared/analysis/registry.ts";
-import type { Analysis } from "../shared/analysis/types.ts";
+import { priceAlerts } from "../shared/groups/price_alerts.ts";
+import { ANALYSES } from "../shared/groups/registry.ts";
+import type { Analysis } from "../shared/market/analysis.ts";
 import { createApp } from "../shared/app.ts";
 import type { Config } from "../shared/config.ts";
 import {
@@ -15,12 +15,12 @@ import {
   replayDeadLetters,
   resetGroupCache,
   stateKey,
-} from "../shared/drain.ts";
-import { findProcessor, GROUP_NAMES } from "../shared/groups.ts";
+} from "../shared/queue/mod.ts";
+import { findProcessor, GROUP_NAMES } from "../shared/groups/registry.ts";
 import type { Deps } from "../shared/http.ts";
-import { closeQuoteStores } from "../shared/quote_store.ts";
-import { decodeQuote, fieldsToRecord } from "../shared/quotes.ts";
-import { compareIds, openStream } from "../shared/stream.ts";
+import { closeQuoteStores } from "../shared/store/quote_store.ts";
+import { decodeQuote, fieldsToRecord } from "../shared/market/quotes.ts";
+import { compareIds, openStream } from "../shared/queue/mod.ts";
 import { drainDeps, testDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
 

@@ -2,17 +2,17 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import postgres from "postgres";
-import { drainGroup, resetGroupCache } from "../shared/drain.ts";
-import type { SinkEntry } from "../shared/drain.ts";
-import { GROUP_NAMES, processors } from "../shared/groups.ts";
+import { drainGroup, resetGroupCache } from "../shared/queue/mod.ts";
+import type { SinkEntry } from "../shared/queue/mod.ts";
+import { GROUP_NAMES, processors } from "../shared/groups/registry.ts";
 import {
   createQuoteStore,
   QUOTE_STORE_GROUP,
   type QuoteStore,
   quoteStoreSink,
-} from "../shared/quote_store.ts";
-import { encodeQuote, latestKey, type Quote } from "../shared/quotes.ts";
-import { openStream } from "../shared/stream.ts";
+} from "../shared/store/quote_store.ts";
+import { encodeQuote, latestKey, type Quote } from "../shared/market/quotes.ts";
+import { openStream } from "../shared/queue/mod.ts";
 import { drainDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
 import { siteConfig, siteDeps } from "./_site.ts";

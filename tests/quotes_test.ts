@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { decodeQuote, encodeQuote, fieldsToRecord, quoteToJson } from "../shared/quotes.ts";
-import { createRandom, initialSimulatorState, simulateTicks } from "../shared/simulator.ts";
+import { decodeQuote, encodeQuote, fieldsToRecord, quoteToJson } from "../shared/market/quotes.ts";
+import { createRandom, initialSimulatorState, simulateTicks } from "../shared/market/simulator.ts";
 
 const ISO_WITH_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { decodeQuote, encodeQuote, type Quote } from "../shared/quotes.ts";
+import { decodeQuote, encodeQuote, type Quote } from "../shared/market/quotes.ts";
 import {
   createRandom,
   initialSimulatorState,
   marketTimes,
   simulateTicks,
   type SimulatorState,
-} from "../shared/simulator.ts";
+} from "../shared/market/simulator.ts";
 
 const MONDAY_3PM = Date.UTC(2024, 2, 4, 15, 0, 0);
 

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { createApp } from "../shared/app.ts";
-import { resetGroupCache } from "../shared/drain.ts";
+import { resetGroupCache } from "../shared/queue/mod.ts";
 import type { Deps } from "../shared/http.ts";
-import { createQuoteStore, QUOTE_STORE_GROUP, type QuoteStore } from "../shared/quote_store.ts";
-import { stallKey } from "../shared/stalls.ts";
+import { createQuoteStore, QUOTE_STORE_GROUP, type QuoteStore } from "../shared/store/quote_store.ts";
+import { stallKey } from "../shared/queue/mod.ts";
 import { freePort, startRedis } from "./_redis_server.ts";
 import { siteConfig, siteDeps } from "./_site.ts";
 

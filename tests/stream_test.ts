@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { compareIds, openStream } from "../shared/stream.ts";
-import { acquireLease, releaseLease, renewLease } from "../shared/lease.ts";
+import { compareIds, openStream } from "../shared/queue/mod.ts";
+import { acquireLease, releaseLease, renewLease } from "../shared/queue/mod.ts";
 import { startRedis } from "./_redis_server.ts";
 
 const server = await startRedis();

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { closeLive } from "../functions/live.ts";
-import { resetGroupCache } from "../shared/drain.ts";
-import { GROUP_NAMES, processors } from "../shared/groups.ts";
-import { createQuoteStore } from "../shared/quote_store.ts";
+import { resetGroupCache } from "../shared/queue/mod.ts";
+import { GROUP_NAMES, processors } from "../shared/groups/registry.ts";
+import { createQuoteStore } from "../shared/store/quote_store.ts";
 import { COMMANDS } from "../scripts/trigger.ts";
 import { freePort, startRedis } from "./_redis_server.ts";
 import { createSiteApp, serve, siteConfig, siteDeps } from "./_site.ts";

@@ -1,0 +1,40 @@
+/**
+ * The context a drain or replay gives its group's handler, from a
+ * function's dependencies. Kept apart from the registry because it opens
+ * the quote store's drivers, which the CLI never needs.
+ *
+ * @module
+ */
+
+import type { Deps } from "../http.ts";
+import { analysisSettings } from "../market/settings.ts";
+import type { Handler } from "../queue/mod.ts";
+import type { Queue } from "../queue/mod.ts";
+import { stockKeys } from "../stock_queue.ts";
+import { getQuoteStore } from "../store/quote_store.ts";
+import { type GroupContext, type StockGroup, toHandler } from "./group.ts";
+
+/** The handler context of `queue`'s client for `deps`. */
+export function groupContext(deps: Deps, queue: Queue): GroupContext {
+  const { config } = deps;
+  return {
+    config,
+    settings: analysisSettings(config),
+    keys: stockKeys(config),
+    redis: queue.redis,
+    store: () => deps.quoteStore ?? getQuoteStore(config),
+  };
+}
+
+/**
+ * The engine handler of `group` for a drain or replay on `queue`.
+ *
+ * @example
+ * ```ts
+ * const queue = stockQueue(deps);
+ * await drainGroup(queue, handlerOf(deps, queue, priceAlerts));
+ * ```
+ */
+export function handlerOf(deps: Deps, queue: Queue, group: StockGroup): Handler {
+  return toHandler(group, groupContext(deps, queue)) as Handler;
+}

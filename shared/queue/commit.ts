@@ -1,0 +1,143 @@
+/**
+ * The atomic commit of a processed chunk: the acks (or, for a replay, the
+ * removal of dead letters), the group's state, its outputs, new dead letters,
+ * counters and retry marks, in one script that first checks the fence and
+ * that every id is still pending. All or nothing, so an invocation killed at
+ * any line leaves either no effect or the whole effect and the ack.
+ *
+ * @module
+ */
+
+import { checkInteger } from "./_replies.ts";
+import type { StreamRef } from "./group.ts";
+import type { Fence } from "./lease.ts";
+import { KeyList, runScript, SCRIPTS } from "./scripts.ts";
+
+/** A pending entry left for a retry, as {@linkcode commitChunk} marks it. */
+export interface RetryMark {
+  /** Entry id. */
+  id: string;
+  /** Idle time to give it: the claim idle time minus the delay until its retry. */
+  idleMs: number;
+  /** False for an entry delivered but not run, whose delivery is given back. */
+  attempted: boolean;
+}
+
+/** Entries to add to an output stream in the commit. */
+export interface OutputWrite {
+  /** Stream key. */
+  key: string;
+  /** Approximate MAXLEN the stream is kept at. */
+  maxLen: number;
+  /** The entry, as a flat field/value list. */
+  fields: string[];
+}
+
+/** What {@linkcode commitChunk} writes besides the acks, in the same atomic step. */
+export interface CommitOptions {
+  /**
+   * Lease that must still hold its token, else nothing is written (fencing).
+   * @default {undefined}
+   */
+  fence?: Fence;
+  /**
+   * Entries to append to output streams.
+   * @default {[]}
+   */
+  outputs?: OutputWrite[];
+  /**
+   * Hash fields to set: [key, field, value].
+   * @default {[]}
+   */
+  hashWrites?: [string, string, string][];
+  /**
+   * Hash fields to delete: [key, field].
+   * @default {[]}
+   */
+  hashDeletes?: [string, string][];
+  /**
+   * Dead-letter entries to append to `deadKey`, as flat field/value lists.
+   * @default {[]}
+   */
+  deadLetters?: string[][];
+  /**
+   * Dead-letter stream key.
+   * @default {`${stream}:dead`}
+   */
+  deadKey?: string;
+  /**
+   * Hash counters to change: [key, field, delta].
+   * @default {[]}
+   */
+  counters?: [string, string, number][];
+  /**
+   * Pending entries left for a retry: each gets idle time `idleMs`, so it is
+   * claimable when its retry is due; one that was not `attempted` (held back
+   * behind a failed entry of its key) also gets its delivery given back.
+   * @default {[]}
+   */
+  retry?: RetryMark[];
+  /**
+   * Commit a replay: the ids are entries of `deadKey`, deleted instead of acked.
+   * @default {false}
+   */
+  replay?: boolean;
+}
+
+/** Result of {@linkcode commitChunk}. */
+export interface CommitResult {
+  /** "ok"; "fenced" when the lease was lost; "stale" when some ids were committed already. */
+  status: "ok" | "fenced" | "stale";
+  /** Entries acked (or deleted from the dead-letter stream). */
+  done?: number;
+  /** Ids no longer pending (or no longer dead-lettered); nothing was written. */
+  stale?: string[];
+}
+
+/**
+ * Commits `ids` of the group `group.name` on `group.stream` atomically.
+ *
+ * @example
+ * ```ts
+ * const result = await commitChunk(openStream(redis, "q").group("g"), ["1700000000000-0"], {
+ *   outputs: [{ key: "q:out", maxLen: 10000, fields: ["type", "seen"] }],
+ *   hashWrites: [["q:state:g", "AAPL", "{}"]],
+ * });
+ * result.status; // "ok"
+ * ```
+ */
+export async function commitChunk(
+  group: { stream: StreamRef; name: string },
+  ids: string[],
+  options: CommitOptions = {},
+): Promise<CommitResult> {
+  const { fence, deadKey = `${group.stream.key}:dead`, replay = false } = options;
+  for (const output of options.outputs ?? []) {
+    checkInteger(output.maxLen, { action: "commit entries", name: "outputs.maxLen", min: 1 });
+  }
+  // Without a fence KEYS[2] repeats the stream (never read), so every call has one layout.
+  const keys = new KeyList([group.stream.key]);
+  keys.keys.push(fence?.key ?? group.stream.key, deadKey);
+  const payload = {
+    group: group.name,
+    token: fence?.token,
+    ids,
+    replay: replay || undefined,
+    streams: (options.outputs ?? []).map((o) => [keys.add(o.key), o.maxLen, o.fields]),
+    hset: (options.hashWrites ?? []).map(([key, field, value]) => [keys.add(key), field, value]),
+    hdel: (options.hashDeletes ?? []).map(([key, field]) => [keys.add(key), field]),
+    dead: options.deadLetters ?? [],
+    incr: (options.counters ?? []).map(([key, field, delta]) => [keys.add(key), field, delta]),
+    retry: (options.retry ?? []).map((r) => [
+      r.id,
+      Math.max(0, Math.round(r.idleMs)),
+      r.attempted ? 1 : 0,
+    ]),
+  };
+  // cjson turns an empty JSON array into an empty table either way.
+  const reply = await runScript(group.stream.redis, SCRIPTS.commit, {
+    keys: keys.keys,
+    args: [JSON.stringify(payload)],
+  });
+  return JSON.parse(String(reply)) as CommitResult;
+}

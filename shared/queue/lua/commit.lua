@@ -1,0 +1,62 @@
+#!lua flags=allow-oom
+-- commit.lua: commits one processed chunk of a consumer group.
+-- KEYS[1]   the stream.
+-- KEYS[2]   the group's lease (fence): nothing is written unless it still holds the token.
+-- KEYS[3]   the dead-letter stream (dead letters are added to it; a replay deletes from it).
+-- KEYS[4..] every other key the payload names, referenced by its index in KEYS:
+--           state hashes, output streams, the counters and dead-count hashes, the stall hash.
+-- ARGV[1]   JSON {group, token?, ids, replay?, dead = [[field, value, ...]],
+--           streams = [[k, maxlen, [field, value, ...]]], hset = [[k, field, value]],
+--           hdel = [[k, field]], incr = [[k, field, delta]], retry = [[id, idle_ms, attempted]]}.
+-- Returns   JSON {status = 'ok', done}, {status = 'fenced'} when the lease was lost, or
+--           {status = 'stale', stale = [ids]} when some id is no longer pending (or, for a
+--           replay, no longer dead-lettered); nothing is written in either case.
+-- Atomic because the ack, the state, the outputs, the dead letters and the counters are one
+-- effect: an invocation killed at any line leaves all of it or none of it, and a holder that
+-- lost its lease cannot write at all.
+-- allow-oom: a full Redis must still take acks, state and the trims that free memory; without
+-- the flag a script whose first write is refused would stop the queue.
+local stream, dead_key = KEYS[1], KEYS[3]
+local p = cjson.decode(ARGV[1])
+if p.token then
+  if redis.call('GET', KEYS[2]) ~= p.token then return cjson.encode({status = 'fenced'}) end
+end
+local stale = {}
+if p.replay then
+  for _, id in ipairs(p.ids) do
+    if #redis.call('XRANGE', dead_key, id, id) == 0 then stale[#stale + 1] = id end
+  end
+else
+  for _, id in ipairs(p.ids) do
+    if #redis.call('XPENDING', stream, p.group, id, id, 1) == 0 then stale[#stale + 1] = id end
+  end
+end
+if #stale > 0 then return cjson.encode({status = 'stale', stale = stale}) end
+local done = 0
+if #p.ids > 0 then
+  if p.replay then
+    done = redis.call('XDEL', dead_key, unpack(p.ids))
+  else
+    done = redis.call('XACK', stream, p.group, unpack(p.ids))
+  end
+end
+for _, s in ipairs(p.streams) do
+  redis.call('XADD', KEYS[s[1]], 'MAXLEN', '~', s[2], '*', unpack(s[3]))
+end
+for _, w in ipairs(p.hset) do redis.call('HSET', KEYS[w[1]], w[2], w[3]) end
+for _, w in ipairs(p.hdel) do redis.call('HDEL', KEYS[w[1]], w[2]) end
+for _, d in ipairs(p.dead) do redis.call('XADD', dead_key, '*', unpack(d)) end
+for _, c in ipairs(p.incr) do redis.call('HINCRBY', KEYS[c[1]], c[2], c[3]) end
+-- Entries left pending for a retry get the idle time that makes them claimable when their
+-- retry is due (same owner). One held back behind a failed entry of its key was delivered
+-- but not attempted: that delivery is given back, so the delivery count counts attempts.
+for _, r in ipairs(p.retry) do
+  local e = redis.call('XPENDING', stream, p.group, r[1], r[1], 1)[1]
+  if e then
+    local count = e[4]
+    if r[3] == 0 and count > 0 then count = count - 1 end
+    redis.call('XCLAIM', stream, p.group, e[2], 0, r[1], 'IDLE', r[2], 'RETRYCOUNT', count,
+      'JUSTID')
+  end
+end
+return cjson.encode({status = 'ok', done = done})

@@ -1,0 +1,73 @@
+/**
+ * What a consumer group holds: its pending entries (delivered, not yet
+ * acknowledged) and its consumers, as XPENDING and XINFO CONSUMERS report them.
+ *
+ * @module
+ */
+
+/** XPENDING summary of a group. */
+export interface PendingSummary {
+  /** Entries delivered and not yet acknowledged. */
+  count: number;
+  /** Smallest pending id, or null. */
+  minId: string | null;
+  /** Largest pending id, or null. */
+  maxId: string | null;
+  /** Pending count per consumer holding any. */
+  consumers: { name: string; pending: number }[];
+}
+
+/** Options of {@linkcode StreamGroup.pendingEntries}. */
+export interface PendingEntriesOptions {
+  /**
+   * Smallest id to list ("-" for the oldest).
+   * @default {"-"}
+   */
+  start?: string;
+  /**
+   * Largest id to list ("+" for the newest).
+   * @default {"+"}
+   */
+  end?: string;
+  /**
+   * Most entries to list, 1 to 10000.
+   * @default {100}
+   */
+  count?: number;
+  /**
+   * Only the entries this consumer holds; undefined lists every consumer's.
+   * @default {undefined}
+   */
+  consumer?: string;
+}
+
+/** One pending entry as XPENDING's extended form reports it. */
+export interface PendingEntry {
+  /** Entry id. */
+  id: string;
+  /** Consumer that holds it. */
+  consumer: string;
+  /** Milliseconds since it was last delivered. */
+  idleMs: number;
+  /** Times it was delivered. */
+  deliveries: number;
+}
+
+/** One consumer as XINFO CONSUMERS reports it. */
+export interface ConsumerInfo {
+  /** Consumer name. */
+  name: string;
+  /** Entries it holds pending. */
+  pending: number;
+  /** Milliseconds since its last interaction. */
+  idleMs: number;
+}
+
+/** Options of {@linkcode StreamGroup.deleteIdleConsumers}. */
+export interface DeleteIdleConsumersOptions {
+  /**
+   * A consumer never removed, e.g. the caller's own.
+   * @default {undefined}
+   */
+  keep?: string;
+}
