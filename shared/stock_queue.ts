@@ -32,7 +32,9 @@ export interface StockKeys extends QueueKeys {
  * stockKeys(loadConfig()).latest; // "stock_quotes:latest"
  * ```
  */
-export function stockKeys(config: Pick<Config, "streamKey" | "deadLetterKey" | "alertsKey">): StockKeys {
+export function stockKeys(
+  config: Pick<Config, "streamKey" | "deadLetterKey" | "alertsKey">,
+): StockKeys {
   const keys = queueKeys(config.streamKey, { deadLetters: config.deadLetterKey });
   return {
     ...keys,

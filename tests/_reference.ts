@@ -8,18 +8,19 @@
  * @module
  */
 
+import type { StockGroup } from "../shared/groups/group.ts";
 import { withShortBudget } from "./_env.ts";
 import { AssertionError } from "node:assert";
 import type { Redis } from "ioredis";
 import { analysisSettings } from "../shared/market/settings.ts";
 import type { Analysis, AnalysisSettings } from "../shared/market/analysis.ts";
 import type { Config } from "../shared/config.ts";
-import { type Processor, stateKey } from "../shared/queue/mod.ts";
 import type { Deps } from "../shared/http.ts";
 import { createRandom } from "../shared/market/simulator.ts";
 import { emitQuotes } from "../functions/emit_quotes.ts";
 import { decodeQuote, fieldsToRecord, QuoteDecodeError } from "../shared/market/quotes.ts";
 import { compareIds, openStream, type StreamEntry } from "../shared/queue/mod.ts";
+import { stockKeys } from "../shared/stock_queue.ts";
 
 /** One alert, reduced to what a serial pass determines (no message text or wall time). */
 export interface AlertRecord {
@@ -65,7 +66,7 @@ export function settingsOf(config: Config): AnalysisSettings {
 }
 
 /** True for a group whose effect lives outside Redis. */
-export function isSinkProcessor(processor: Processor): boolean {
+export function isSinkProcessor(processor: StockGroup): boolean {
   return "write" in processor;
 }
 
@@ -132,7 +133,7 @@ export function referencePass(entries: readonly StreamEntry[], input: PassInput)
 /** The reference outcome of the analysis groups among `processors`, from the stream in Redis. */
 export async function referenceOutcome(
   target: Target,
-  processors: readonly Processor[],
+  processors: readonly StockGroup[],
 ): Promise<Outcome> {
   const { redis, config } = target;
   const entries = await readAllEntries(redis, config.streamKey);
@@ -161,7 +162,7 @@ export async function actualOutcome(
     });
   }
   for (const group of groups) {
-    const raw = await redis.hgetall(stateKey(config, group));
+    const raw = await redis.hgetall(stockKeys(config).state(group));
     for (const [symbol, json] of Object.entries(raw)) {
       outcome[group].states[symbol] = JSON.parse(json);
     }
@@ -336,7 +337,7 @@ export interface ReferenceCheck {
  */
 export async function assertMatchesReference(
   target: Target,
-  processors: readonly Processor[],
+  processors: readonly StockGroup[],
 ): Promise<ReferenceCheck> {
   const { redis, config } = target;
   const behind = await groupsBehind(target, processors.map((p) => p.group));

@@ -4,12 +4,13 @@ import { drainOne } from "../functions/drain.ts";
 import { emitQuotes } from "../functions/emit_quotes.ts";
 import { indicatorsOf } from "../shared/groups/technical_analysis.ts";
 import type { Config } from "../shared/config.ts";
-import { deadCountKey, resetGroupCache, stateKey } from "../shared/queue/mod.ts";
+import { resetGroupCache } from "../shared/queue/mod.ts";
 import { GROUP_NAMES } from "../shared/groups/registry.ts";
 import type { Deps } from "../shared/http.ts";
 import { createQuoteStore, type QuoteStore } from "../shared/store/quote_store.ts";
 import { startRedis } from "./_redis_server.ts";
 import { createSiteApp, serve, siteConfig, siteDeps } from "./_site.ts";
+import { stockKeys } from "../shared/stock_queue.ts";
 
 const redis = await startRedis();
 const dir = await Deno.makeTempDir({ prefix: "tickstream-api-" });
@@ -107,7 +108,7 @@ Deno.test("GET /api/stocks/:symbol returns the latest quote and its indicators",
   await drainOne(deps, "technical-analysis", { budgetMs: 2000 });
   detail = await json(await get("/api/stocks/MSFT")) as Detail;
   const state = JSON.parse(
-    (await redis.client().hget(stateKey(config, "technical-analysis"), "MSFT"))!,
+    (await redis.client().hget(stockKeys(config).state("technical-analysis"), "MSFT"))!,
   );
   assert.deepEqual(detail.indicators, indicatorsOf(state));
   for (const name of ["sma5", "sma20", "ema12", "rsi14"]) {
@@ -257,7 +258,7 @@ Deno.test("GET /api/queue shows per-group counts only, and needs no token", asyn
   });
   await emitQuotes(deps, { ticks: 2, symbols: ["AAPL", "MSFT"] });
   await drainOne(deps, "price-alerts", { count: 3 });
-  await redis.client().hset(deadCountKey(config), "market-events", "2");
+  await redis.client().hset(stockKeys(config).deadCount, "market-events", "2");
   const response = await get("/api/queue");
   assert.equal(response.status, 200);
   body = await json(response) as { groups: Record<string, unknown>[] };

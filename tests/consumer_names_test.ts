@@ -5,9 +5,8 @@ import { buildReport } from "../functions/report.ts";
 import { technicalAnalysis } from "../shared/groups/technical_analysis.ts";
 import type { Analysis } from "../shared/market/analysis.ts";
 import { loadConfig } from "../shared/config.ts";
-import { consumerName, drainGroup, type DrainResult, resetGroupCache } from "../shared/queue/mod.ts";
-import { GROUP_NAMES, processors } from "../shared/groups/registry.ts";
-import { leaseKey } from "../shared/queue/mod.ts";
+import { consumerName, type DrainResult, resetGroupCache } from "../shared/queue/mod.ts";
+import { GROUP_NAMES } from "../shared/groups/registry.ts";
 import { closeQuoteStores } from "../shared/store/quote_store.ts";
 import { closeRedis, createRedis } from "../shared/redis.ts";
 import { openStream } from "../shared/queue/mod.ts";
@@ -21,6 +20,9 @@ import {
   referenceEnv,
 } from "./_reference.ts";
 import { startRedis } from "./_redis_server.ts";
+import { drainStockGroup } from "./_deps.ts";
+import { GROUPS } from "../shared/groups/registry.ts";
+import { stockKeys } from "../shared/stock_queue.ts";
 
 const server = await startRedis();
 const clients = [createRedis(server.url), createRedis(server.url)];
@@ -108,7 +110,7 @@ Deno.test("concurrent drains of one process share its consumer name and still ap
     }
     if ((await groupsBehind({ redis, config }, GROUP_NAMES)).length === 0) break;
   }
-  const check = await assertMatchesReference({ redis, config }, processors(deps));
+  const check = await assertMatchesReference({ redis, config }, GROUPS);
   assert.equal(check.entries, 320);
   // Each entry acknowledged exactly once over all the drains of its group.
   for (const group of GROUP_NAMES) assert.equal(tallies.get(group), 320, group);
@@ -133,14 +135,14 @@ Deno.test("a drain whose lease expired cannot commit, though the drain that took
   // B, the same process with the same consumer name, drains the whole group.
   const viewA = hooked(redis, async () => {
     if (!stepped || second !== undefined) return;
-    await redis.del(leaseKey(config.streamKey, processor.group));
-    second = await drainGroup(drainDeps(config, clients[1]), processor, {
+    await redis.del(stockKeys(config).lease(processor.group).key);
+    second = await drainStockGroup(drainDeps(config, clients[1]), processor, {
       count: 100,
       budgetMs: 3000,
       consumer: HTTP,
     });
   });
-  const first = await drainGroup(drainDeps(config, viewA), wrapped, {
+  const first = await drainStockGroup(drainDeps(config, viewA), wrapped, {
     count: 10,
     budgetMs: 3000,
     consumer: HTTP,

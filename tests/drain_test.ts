@@ -4,17 +4,10 @@ import { drainAll, drainOne } from "../functions/drain.ts";
 import type { Analysis } from "../shared/market/analysis.ts";
 import { technicalAnalysis } from "../shared/groups/technical_analysis.ts";
 import { type Config, loadConfig } from "../shared/config.ts";
-import {
-  consumerName,
-  drainGroup,
-  type Processor,
-  resetGroupCache,
-  stateKey,
-} from "../shared/queue/mod.ts";
-import { processors } from "../shared/groups/registry.ts";
+import { consumerName, resetGroupCache } from "../shared/queue/mod.ts";
 import { closeQuoteStores } from "../shared/store/quote_store.ts";
 import type { Deps } from "../shared/http.ts";
-import { acquireLease, leaseKey, releaseLease } from "../shared/queue/mod.ts";
+import { acquireLease, releaseLease } from "../shared/queue/mod.ts";
 import { fieldsToRecord } from "../shared/market/quotes.ts";
 import { closeRedis, createRedis } from "../shared/redis.ts";
 import { compareIds, openStream, type StreamEntry } from "../shared/queue/mod.ts";
@@ -30,6 +23,9 @@ import {
 } from "./_reference.ts";
 import { drainDeps } from "./_deps.ts";
 import { startRedis, type TestRedis } from "./_redis_server.ts";
+import { drainStockGroup } from "./_deps.ts";
+import { GROUPS } from "../shared/groups/registry.ts";
+import { stockKeys } from "../shared/stock_queue.ts";
 
 const TECHNICAL: Analysis = technicalAnalysis;
 const GROUP = TECHNICAL.group;
@@ -96,7 +92,7 @@ Deno.test("the drain engine", async (t) => {
         const heldBack = tsla.slice(2);
         const processor = failingOn(new Set([quoteKey(failed)]));
 
-        const result = await drainGroup(drainDeps(config, redis), processor, {
+        const result = await drainStockGroup(drainDeps(config, redis), processor, {
           count: 100,
           maxChunks: 1,
         });
@@ -127,7 +123,7 @@ Deno.test("the drain engine", async (t) => {
         const failing = new Set([quoteKey(failed)]);
         const processor = failingOn(failing);
         // Two ticks: NVDA's first quote fails and holds back its second.
-        const first = await drainGroup(drainDeps(config, redis), processor, {
+        const first = await drainStockGroup(drainDeps(config, redis), processor, {
           count: 16,
           maxChunks: 1,
         });
@@ -138,7 +134,7 @@ Deno.test("the drain engine", async (t) => {
 
         // A drain whose budget ends before the failed entry's retry is due
         // reads nothing past it.
-        const early = await drainGroup(drainDeps(config, redis), processor, {
+        const early = await drainStockGroup(drainDeps(config, redis), processor, {
           count: 100,
           budgetMs: 100,
         });
@@ -147,7 +143,7 @@ Deno.test("the drain engine", async (t) => {
         assert.equal(early.lag, 24);
 
         await sleep(config.claimIdleMs + 50);
-        const retry = await drainGroup(drainDeps(config, redis), processor, {
+        const retry = await drainStockGroup(drainDeps(config, redis), processor, {
           count: 100,
           budgetMs: 5000,
         });
@@ -192,7 +188,9 @@ Deno.test("the drain engine", async (t) => {
           },
         };
 
-        const result = await drainGroup(drainDeps(config, redis), processor, { budgetMs: 5000 });
+        const result = await drainStockGroup(drainDeps(config, redis), processor, {
+          budgetMs: 5000,
+        });
 
         // Retries came after 40 ms, then 80 ms, not after CLAIM_IDLE_MS (60 s).
         const poisonTimes = calls.get(quoteKey(poison))!;
@@ -230,7 +228,7 @@ Deno.test("the drain engine", async (t) => {
         await group.ensure();
         const taken = await group.read("dead-consumer", { count: 5 });
         assert.equal(taken.length, 5);
-        const result = await drainGroup(drainDeps(config, redis), technicalAnalysis, {
+        const result = await drainStockGroup(drainDeps(config, redis), technicalAnalysis, {
           budgetMs: 500,
         });
         assert.equal(result.read, 0, "nothing overtakes the dead consumer's entries");
@@ -246,7 +244,7 @@ Deno.test("the drain engine", async (t) => {
         const { config } = await fixture(server, redis, 5);
         let clock = 1_000_000;
         // Every quote takes 10 ms of the injected clock, so a 10-entry chunk takes 100 ms.
-        const slow: Processor = {
+        const slow: Analysis = {
           group: GROUP,
           step(state, { quote, settings }) {
             clock += 10;
@@ -254,10 +252,14 @@ Deno.test("the drain engine", async (t) => {
           },
         };
 
-        const result = await drainGroup({ ...drainDeps(config, redis), now: () => clock }, slow, {
-          count: 10,
-          budgetMs: 350,
-        });
+        const result = await drainStockGroup(
+          { ...drainDeps(config, redis), now: () => clock },
+          slow,
+          {
+            count: 10,
+            budgetMs: 350,
+          },
+        );
 
         // After 3 chunks 300 ms are spent and a 4th (100 ms) could end past 350 ms.
         assert.equal(result.read, 30);
@@ -278,17 +280,21 @@ Deno.test("the drain engine", async (t) => {
       async () => {
         const { config } = await fixture(server, redis, 5);
         let clock = 0;
-        const slow: Processor = {
+        const slow: Analysis = {
           group: GROUP,
           step(state, { quote, settings }) {
             clock += 10;
             return TECHNICAL.step(state, { quote, settings });
           },
         };
-        const result = await drainGroup({ ...drainDeps(config, redis), now: () => clock }, slow, {
-          count: 10,
-          budgetMs: 1000,
-        });
+        const result = await drainStockGroup(
+          { ...drainDeps(config, redis), now: () => clock },
+          slow,
+          {
+            count: 10,
+            budgetMs: 1000,
+          },
+        );
         assert.equal(result.acked, 40);
         assert.equal(result.lag, 0);
         assert.equal(result.more, false);
@@ -329,26 +335,30 @@ Deno.test("the drain engine", async (t) => {
       "a drain reports busy and does nothing while another invocation holds the group's lease",
       async () => {
         const { config } = await fixture(server, redis, 5);
-        const lease = await acquireLease(redis, leaseKey(config.streamKey, GROUP), {
+        const lease = await acquireLease(redis, stockKeys(config).lease(GROUP), {
           ttlMs: 10_000,
         });
         assert.ok(lease);
 
-        const busy = await drainGroup(drainDeps(config, redis), technicalAnalysis, { count: 100 });
+        const busy = await drainStockGroup(drainDeps(config, redis), technicalAnalysis, {
+          count: 100,
+        });
 
         assert.equal(busy.busy, true);
         assert.equal(busy.read, 0);
         assert.equal(busy.acked, 0);
         assert.equal(busy.lag, 40);
         assert.equal(busy.more, true);
-        assert.equal(await redis.hlen(stateKey(config, GROUP)), 0);
+        assert.equal(await redis.hlen(stockKeys(config).state(GROUP)), 0);
         const group = (await openStream(redis, config.streamKey).groups()).find((g) =>
           g.name === GROUP
         );
         assert.equal(group?.pending, 0);
 
         assert.equal(await releaseLease(redis, lease), true);
-        const free = await drainGroup(drainDeps(config, redis), technicalAnalysis, { count: 100 });
+        const free = await drainStockGroup(drainDeps(config, redis), technicalAnalysis, {
+          count: 100,
+        });
         assert.equal(free.busy, false);
         assert.equal(free.acked, 40);
         await assertMatchesReference({ redis, config }, [technicalAnalysis]);
@@ -359,7 +369,7 @@ Deno.test("the drain engine", async (t) => {
       const { config, deps } = await fixture(server, redis, 20);
       const results = await drainAll(deps, { budgetMs: 5000, count: 7 });
       for (const r of results) assert.ok(!("error" in r) && !r.more, JSON.stringify(r));
-      const check = await assertMatchesReference({ redis, config }, processors(deps));
+      const check = await assertMatchesReference({ redis, config }, GROUPS);
       assert.equal(check.entries, 160);
     });
   } finally {

@@ -1,15 +1,17 @@
 import assert from "node:assert/strict";
 import type { Hono } from "hono";
 import type { Redis } from "ioredis";
-import { simulatorKey } from "../functions/emit_quotes.ts";
 import { createApp } from "../shared/app.ts";
-import { drainGroup, ensureGroups, resetGroupCache } from "../shared/queue/mod.ts";
-import { findProcessor, GROUP_NAMES } from "../shared/groups/registry.ts";
+import { resetGroupCache } from "../shared/queue/mod.ts";
+import { GROUP_NAMES } from "../shared/groups/registry.ts";
 import type { Deps } from "../shared/http.ts";
 import { closeQuoteStores } from "../shared/store/quote_store.ts";
 import { closeRedis, createRedis } from "../shared/redis.ts";
 import { drainDeps, testDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
+import { drainStockGroup, ensureStockGroups } from "./_deps.ts";
+import { findGroup } from "../shared/groups/registry.ts";
+import { queueKeys } from "../shared/queue/mod.ts";
 
 const server = await startRedis();
 
@@ -56,7 +58,10 @@ Deno.test("ten concurrent emits with one key and body add the batch once and ans
     assert.match(JSON.parse(a.text).error, /still running: "order-42"/);
   }
   assert.equal(await redis.xlen("stock_quotes"), BATCH, "the batch was added once");
-  assert.equal(await redis.hget(simulatorKey("stock_quotes"), "version"), "1");
+  assert.equal(
+    await redis.hget(queueKeys("stock_quotes").related("stock_quotes:sim"), "version"),
+    "1",
+  );
   const first = JSON.parse(ok[0].text);
   assert.equal(first.emitted, BATCH);
   const entries = await redis.xrange("stock_quotes", "-", "+");
@@ -122,7 +127,7 @@ Deno.test("invalid idempotency keys answer 400 and a 200-character key is accept
 
 Deno.test("a key whose first attempt was refused by backpressure can be retried", async () => {
   const { deps, app, redis } = await fresh({ MAX_LAG: "5" });
-  await ensureGroups(drainDeps(deps.config, redis), GROUP_NAMES);
+  await ensureStockGroups(drainDeps(deps.config, redis), GROUP_NAMES);
   assert.equal((await app.request("/emit-quotes", emit(undefined))).status, 200);
   const refused = await app.request("/emit-quotes", emit("retry-me"));
   assert.equal(refused.status, 429);
@@ -130,14 +135,14 @@ Deno.test("a key whose first attempt was refused by backpressure can be retried"
   await refused.body?.cancel();
   assert.deepEqual(await idempotencyRecords(redis), [], "the failed attempt freed its key");
   for (const group of GROUP_NAMES) {
-    await drainGroup(drainDeps(deps.config, redis), findProcessor(deps, group)!);
+    await drainStockGroup(drainDeps(deps.config, redis), findGroup(group)!);
   }
   const retried = await app.request("/emit-quotes", emit("retry-me"));
   assert.equal(retried.status, 200);
   const text = await retried.text();
   assert.equal(await redis.xlen("stock_quotes"), 2 * BATCH);
   for (const group of GROUP_NAMES) {
-    await drainGroup(drainDeps(deps.config, redis), findProcessor(deps, group)!);
+    await drainStockGroup(drainDeps(deps.config, redis), findGroup(group)!);
   }
   const repeat = await app.request("/emit-quotes", emit("retry-me"));
   assert.equal(await repeat.text(), text);

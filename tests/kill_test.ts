@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../shared/config.ts";
-import { processors } from "../shared/groups/registry.ts";
 import { closeRedis, createRedis } from "../shared/redis.ts";
 import { createRandom } from "../shared/market/simulator.ts";
 import { openStream } from "../shared/queue/mod.ts";
@@ -15,6 +14,7 @@ import {
   referenceOutcome,
 } from "./_reference.ts";
 import { freePort, startRedis } from "./_redis_server.ts";
+import { GROUPS } from "../shared/groups/registry.ts";
 
 /** Times the app is killed with SIGKILL while it drains. */
 const TRIALS = 20;
@@ -119,7 +119,7 @@ Deno.test("a drain survives being killed 20 times without losing or duplicating 
   const config = loadConfig(env);
   const deps = referenceDeps(config, [redis]);
   const feed = quoteFeed(deps, SEED);
-  const all = processors(deps);
+  const all = GROUPS;
   const groups = all.map((p) => p.group);
   const random = createRandom(SEED);
   const sizes = createRandom(SEED + 1);

@@ -1,13 +1,16 @@
+import type { SinkGroup } from "../shared/groups/group.ts";
 import assert from "node:assert/strict";
 import { createApp } from "../shared/app.ts";
-import { drainGroup, type DrainResult, resetGroupCache, type SinkGroup } from "../shared/queue/mod.ts";
-import { GROUP_NAMES, processors } from "../shared/groups/registry.ts";
+import { type DrainResult, resetGroupCache } from "../shared/queue/mod.ts";
+import { GROUP_NAMES } from "../shared/groups/registry.ts";
 import { closeQuoteStores } from "../shared/store/quote_store.ts";
 import { closeRedis, createRedis } from "../shared/redis.ts";
 import { openStream } from "../shared/queue/mod.ts";
 import { drainDeps, testDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
 import { assertMatchesReference } from "./_reference.ts";
+import { drainStockGroup } from "./_deps.ts";
+import { GROUPS } from "../shared/groups/registry.ts";
 
 const CLAIM_IDLE_MS = 300;
 /** Group whose chunk the outage cuts; the background drains leave it alone until the end. */
@@ -75,13 +78,13 @@ Deno.test("redis-server killed and restarted mid emits and drains loses no 200-a
     const cutIds: string[] = [];
     const cut: SinkGroup = {
       group: CUT_GROUP,
-      async write(entries) {
+      async write(_context, entries) {
         cutIds.push(...entries.map((e) => e.id));
         await redis.kill();
       },
     };
     await assert.rejects(
-      drainGroup(drainDeps(config, client), cut, {
+      drainStockGroup(drainDeps(config, client), cut, {
         count: CUT_COUNT,
         maxChunks: 1,
         consumer: CUT_CONSUMER,
@@ -204,7 +207,7 @@ Deno.test("redis-server killed and restarted mid emits and drains loses no 200-a
       return `${r.source_id}|${r.type}|${r.group}`;
     });
     assert.equal(new Set(keys).size, keys.length, "no duplicate (source_id, type, group)");
-    const check = await assertMatchesReference({ redis: client, config }, processors(deps));
+    const check = await assertMatchesReference({ redis: client, config }, GROUPS);
     assert.ok(check.alerts > 0, "the comparison covers some alerts");
     assert.equal(check.alerts, alerts.length);
   } finally {

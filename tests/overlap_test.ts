@@ -1,3 +1,4 @@
+import type { StockGroup } from "../shared/groups/group.ts";
 import assert from "node:assert/strict";
 import type { Redis } from "ioredis";
 import { drainOne } from "../functions/drain.ts";
@@ -5,18 +6,10 @@ import { marketEvents } from "../shared/groups/market_events.ts";
 import { technicalAnalysis } from "../shared/groups/technical_analysis.ts";
 import type { Analysis } from "../shared/market/analysis.ts";
 import { type Config, loadConfig } from "../shared/config.ts";
-import {
-  consumerName,
-  drainGroup,
-  type DrainResult,
-  type Processor,
-  resetGroupCache,
-  stateKey,
-} from "../shared/queue/mod.ts";
-import { processors } from "../shared/groups/registry.ts";
+import { consumerName, type DrainResult, resetGroupCache } from "../shared/queue/mod.ts";
 import { closeQuoteStores } from "../shared/store/quote_store.ts";
 import type { Deps } from "../shared/http.ts";
-import { acquireLease, type Lease, leaseKey, releaseLease } from "../shared/queue/mod.ts";
+import { acquireLease, type Lease, releaseLease } from "../shared/queue/mod.ts";
 import { fieldsToRecord } from "../shared/market/quotes.ts";
 import { closeRedis, createRedis, isRedisUnavailable } from "../shared/redis.ts";
 import { createRandom } from "../shared/market/simulator.ts";
@@ -35,6 +28,9 @@ import {
 } from "./_reference.ts";
 import { drainDeps } from "./_deps.ts";
 import { startRedis, type TestRedis } from "./_redis_server.ts";
+import { drainStockGroup } from "./_deps.ts";
+import { GROUPS } from "../shared/groups/registry.ts";
+import { stockKeys } from "../shared/stock_queue.ts";
 
 const TECHNICAL: Analysis = technicalAnalysis;
 const MARKET: Analysis = marketEvents;
@@ -114,7 +110,7 @@ Deno.test("overlapping drains", async (t) => {
       async () => {
         const { config, deps, feed } = await setup(server, clients, { CLAIM_IDLE_MS: "2000" }, 11);
         const random = createRandom(1);
-        const all = processors(deps);
+        const all = GROUPS;
         const groups = all.map((p) => p.group);
         const tally = newTally();
         const batches = 25;
@@ -150,13 +146,13 @@ Deno.test("overlapping drains", async (t) => {
       async () => {
         // CLAIM_IDLE_MS 50 gives the shortest lease (500 ms); slow steps and paused
         // commands outlast it, so commits get fenced and entries reclaimed.
-        const { config, deps, feed } = await setup(server, clients, { CLAIM_IDLE_MS: "50" }, 12);
+        const { config, feed } = await setup(server, clients, { CLAIM_IDLE_MS: "50" }, 12);
         const random = createRandom(2);
-        const base = processors(deps);
+        const base = GROUPS;
         const entriesWanted = 800;
         await feed.emit(20);
         const slowOnce = new Map<string, Set<number>>();
-        const wrapped: Processor[] = base.map((p) => {
+        const wrapped: StockGroup[] = base.map((p) => {
           if (isSinkProcessor(p)) return p;
           const analysis = p as Analysis;
           // One quote per group blocks the isolate past the lease's life, once.
@@ -212,7 +208,7 @@ Deno.test("overlapping drains", async (t) => {
               }
               work.push(
                 sleep(delay).then(() =>
-                  drainGroup(drainDeps(config, view), processor, {
+                  drainStockGroup(drainDeps(config, view), processor, {
                     count,
                     budgetMs: budgetMs ?? 0,
                     maxChunks: budgetMs === undefined ? 1 : Infinity,
@@ -255,7 +251,8 @@ Deno.test("overlapping drains", async (t) => {
         settings: settingsOf(config),
       });
       assert.ok(wouldAlert[MARKET.group].alerts.length > 0, "the first chunk must make alerts");
-      const key = leaseKey(config.streamKey, MARKET.group);
+      const leaseKeys = stockKeys(config).lease(MARKET.group);
+      const key = leaseKeys.key;
       let stepped = false;
       let thief: Lease | null = null;
       const processor: Analysis = {
@@ -269,11 +266,11 @@ Deno.test("overlapping drains", async (t) => {
       const view = hooked(redis, async () => {
         if (stepped && thief === null) {
           await redis.del(key);
-          thief = await acquireLease(redis, key, { ttlMs: 10_000 });
+          thief = await acquireLease(redis, leaseKeys, { ttlMs: 10_000 });
         }
       });
 
-      const result = await drainGroup(drainDeps(config, view), processor, {
+      const result = await drainStockGroup(drainDeps(config, view), processor, {
         count: 10,
         budgetMs: 5000,
       });
@@ -285,7 +282,7 @@ Deno.test("overlapping drains", async (t) => {
       assert.equal(result.failed, 10);
       assert.equal(result.more, true);
       assert.equal(await redis.xlen(config.alertsKey), 0);
-      assert.equal(await redis.hlen(stateKey(config, MARKET.group)), 0);
+      assert.equal(await redis.hlen(stockKeys(config).state(MARKET.group)), 0);
       const pending = await openStream(redis, config.streamKey).group(MARKET.group)
         .pendingEntries();
       assert.deepEqual(pending.map((p) => p.id), entries.slice(0, 10).map((e) => e.id));
@@ -294,7 +291,7 @@ Deno.test("overlapping drains", async (t) => {
 
       assert.equal(await releaseLease(redis, thief as Lease), true);
       await sleep(config.claimIdleMs + 30);
-      const next = await drainGroup(drainDeps(config, redis), MARKET, {
+      const next = await drainStockGroup(drainDeps(config, redis), MARKET, {
         count: 100,
         budgetMs: 5000,
       });
@@ -308,7 +305,7 @@ Deno.test("overlapping drains", async (t) => {
       async () => {
         const { config, feed } = await setup(server, clients, { CLAIM_IDLE_MS: "50" }, 14);
         await feed.emit(5);
-        const key = leaseKey(config.streamKey, TECHNICAL.group);
+        const key = stockKeys(config).lease(TECHNICAL.group).key;
         let finishA!: () => void;
         const aFinished = new Promise<void>((resolve) => finishA = resolve);
         let pauseB!: () => void;
@@ -330,11 +327,11 @@ Deno.test("overlapping drains", async (t) => {
           if (aPaused || (await redis.exists(key)) === 0) return;
           aPaused = true;
           await redis.del(key);
-          b = drainGroup(drainDeps(config, viewB), TECHNICAL, { count: 10, maxChunks: 1 });
+          b = drainStockGroup(drainDeps(config, viewB), TECHNICAL, { count: 10, maxChunks: 1 });
           await bPaused;
         });
 
-        const a = await drainGroup(drainDeps(config, viewA), TECHNICAL, {
+        const a = await drainStockGroup(drainDeps(config, viewA), TECHNICAL, {
           count: 10,
           maxChunks: 1,
         });
@@ -351,7 +348,7 @@ Deno.test("overlapping drains", async (t) => {
           0,
         );
         await sleep(config.claimIdleMs + 30);
-        await drainGroup(drainDeps(config, redis), TECHNICAL, { count: 100, budgetMs: 5000 });
+        await drainStockGroup(drainDeps(config, redis), TECHNICAL, { count: 100, budgetMs: 5000 });
         await assertMatchesReference({ redis, config }, [TECHNICAL]);
       },
     );

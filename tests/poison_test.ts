@@ -7,22 +7,17 @@ import { ANALYSES } from "../shared/groups/registry.ts";
 import type { Analysis } from "../shared/market/analysis.ts";
 import { createApp } from "../shared/app.ts";
 import type { Config } from "../shared/config.ts";
-import {
-  deadCountKey,
-  drainGroup,
-  type DrainResult,
-  parseDeadLetter,
-  replayDeadLetters,
-  resetGroupCache,
-  stateKey,
-} from "../shared/queue/mod.ts";
-import { findProcessor, GROUP_NAMES } from "../shared/groups/registry.ts";
+import { type DrainResult, parseDeadLetter, resetGroupCache } from "../shared/queue/mod.ts";
+import { GROUP_NAMES } from "../shared/groups/registry.ts";
 import type { Deps } from "../shared/http.ts";
 import { closeQuoteStores } from "../shared/store/quote_store.ts";
 import { decodeQuote, fieldsToRecord } from "../shared/market/quotes.ts";
 import { compareIds, openStream } from "../shared/queue/mod.ts";
 import { drainDeps, testDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
+import { drainStockGroup, replayStockGroup } from "./_deps.ts";
+import { findGroup } from "../shared/groups/registry.ts";
+import { stockKeys } from "../shared/stock_queue.ts";
 
 const server = await startRedis();
 
@@ -118,7 +113,7 @@ async function writtenStates(
   config: Config,
   group: string,
 ): Promise<Record<string, unknown>> {
-  const raw = await redis.hgetall(stateKey(config, group));
+  const raw = await redis.hgetall(stockKeys(config).state(group));
   return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, JSON.parse(v)]));
 }
 
@@ -162,14 +157,14 @@ async function poisonScenario(): Promise<Scenario> {
   const drains: DrainResult[] = [];
   for (let i = 0; i < 20; i++) {
     // One chunk per drain, so each drain is one delivery of the poison entry.
-    const result = await drainGroup(drainDeps(config, redis), processor, { maxChunks: 1 });
+    const result = await drainStockGroup(drainDeps(config, redis), processor, { maxChunks: 1 });
     drains.push(result);
     if (!result.more) break;
     await sleep(CLAIM_IDLE_MS + 20);
   }
   for (const group of GROUP_NAMES) {
     if (group === priceAlerts.group) continue;
-    const result = await drainGroup(drainDeps(config, redis), findProcessor(deps, group)!);
+    const result = await drainStockGroup(drainDeps(config, redis), findGroup(group)!);
     assert.equal(result.more, false, `${group} caught up in one drain`);
     assert.equal(result.deadLettered, 1, `${group} dead-lettered only the malformed entry`);
   }
@@ -276,7 +271,7 @@ Deno.test("two always-failing entries of one symbol each get MAX_DELIVERIES hand
       return priceAlerts.step(state as never, { quote, settings });
     },
   };
-  const first = await drainGroup(drainDeps(config, redis), processor, { maxChunks: 1 });
+  const first = await drainStockGroup(drainDeps(config, redis), processor, { maxChunks: 1 });
   assert.equal(first.failed, 1);
   assert.equal(first.deferred, 3);
   // The held-back entries were delivered but not attempted: their delivery does not count.
@@ -290,7 +285,7 @@ Deno.test("two always-failing entries of one symbol each get MAX_DELIVERIES hand
   }
   for (let i = 0; i < 20; i++) {
     await sleep(CLAIM_IDLE_MS + 20);
-    if (!(await drainGroup(drainDeps(config, redis), processor, { maxChunks: 1 })).more) break;
+    if (!(await drainStockGroup(drainDeps(config, redis), processor, { maxChunks: 1 })).more) break;
   }
   assert.deepEqual([...calls.values()], [MAX_DELIVERIES, MAX_DELIVERIES]);
   const dead = await deadLettersOf(redis, config, priceAlerts.group);
@@ -385,7 +380,7 @@ Deno.test("replay of a fixed entry succeeds, empties its dead-letter record and 
   const left = await deadLettersOf(redis, config, "price-alerts");
   assert.deepEqual(left.map((d) => d.sourceId).includes(poisonId), false);
   assert.equal(left.length, 1);
-  assert.equal(await redis.hget(deadCountKey(config), "price-alerts"), "1");
+  assert.equal(await redis.hget(stockKeys(config).deadCount, "price-alerts"), "1");
   const report = await (await app.request("/report")).json();
   assert.equal(
     report.groups.find((g: { name: string }) => g.name === "price-alerts").deadLetters,
@@ -428,7 +423,7 @@ Deno.test("a replay that fails again keeps the dead letter with its new error an
     string,
     string[],
   ][];
-  const result = await replayDeadLetters(drainDeps(config, redis), processor, {
+  const result = await replayStockGroup(drainDeps(config, redis), processor, {
     entries: raw.map(([id, fields]) => ({ id, fields })),
   });
   assert.deepEqual(result, {
@@ -446,7 +441,7 @@ Deno.test("a replay that fails again keeps the dead letter with its new error an
   assert.equal(again.error, "Error: still broken after the fix attempt");
   assert.equal(again.deliveries, MAX_DELIVERIES + 1);
   assert.deepEqual(again.fields, poison.fields);
-  assert.equal(await redis.hget(deadCountKey(config), "price-alerts"), "2");
+  assert.equal(await redis.hget(stockKeys(config).deadCount, "price-alerts"), "2");
   assert.deepEqual(await writtenStates(redis, config, "price-alerts"), statesBefore);
   assert.equal(await redis.xlen(config.alertsKey), alertsBefore);
 
@@ -467,7 +462,7 @@ Deno.test("a replay that fails again keeps the dead letter with its new error an
   assert.equal(stillBad.sourceId, malformedId);
   assert.equal(stillBad.deliveries, 2);
   assert.match(stillBad.error, /^QuoteDecodeError/);
-  assert.equal(await redis.hget(deadCountKey(config), "volume-analysis"), "1");
+  assert.equal(await redis.hget(stockKeys(config).deadCount, "volume-analysis"), "1");
   assert.equal(await redis.xlen(config.streamKey), length);
 
   const missing = await app.request("/dead-letters/price-alerts/replay", {

@@ -2,20 +2,19 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import postgres from "postgres";
-import { drainGroup, resetGroupCache } from "../shared/queue/mod.ts";
-import type { SinkEntry } from "../shared/queue/mod.ts";
-import { GROUP_NAMES, processors } from "../shared/groups/registry.ts";
-import {
-  createQuoteStore,
-  QUOTE_STORE_GROUP,
-  type QuoteStore,
-  quoteStoreSink,
-} from "../shared/store/quote_store.ts";
-import { encodeQuote, latestKey, type Quote } from "../shared/market/quotes.ts";
+import { resetGroupCache } from "../shared/queue/mod.ts";
+import { GROUP_NAMES } from "../shared/groups/registry.ts";
+import { createQuoteStore, type QuoteEntry, type QuoteStore } from "../shared/store/quote_store.ts";
+import { encodeQuote, type Quote } from "../shared/market/quotes.ts";
 import { openStream } from "../shared/queue/mod.ts";
 import { drainDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
-import { siteConfig, siteDeps } from "./_site.ts";
+import { siteConfig } from "./_site.ts";
+import { drainStockGroup } from "./_deps.ts";
+import { GROUPS } from "../shared/groups/registry.ts";
+import { stockKeys, stockQueue } from "../shared/stock_queue.ts";
+import { groupContext } from "../shared/groups/context.ts";
+import { QUOTE_STORE_GROUP, quoteStore } from "../shared/groups/quote_store.ts";
 
 const PG_URL = Deno.env.get("TEST_DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/test";
 const inCi = Deno.env.get("CI") === "true";
@@ -48,7 +47,7 @@ function quote(symbol: string, seconds: number, price: number, changePercent?: n
 }
 
 /** A chunk of quotes: 3 AAPL and 2 MSFT, one per minute from 1700000000. */
-function chunk(): SinkEntry[] {
+function chunk(): QuoteEntry[] {
   return [
     { id: "1700000000000-0", quote: quote("AAPL", 1700000000, 190) },
     { id: "1700000060000-0", quote: quote("MSFT", 1700000060, 410) },
@@ -243,8 +242,7 @@ Deno.test("the quote-store group is the fifth group and stores every drained quo
   const client = redis.client();
   resetGroupCache();
   try {
-    const deps = siteDeps(config, { redis: client, quoteStore: store });
-    assert.equal(processors(deps).at(-1)?.group, QUOTE_STORE_GROUP);
+    assert.equal(GROUPS.at(-1)?.group, QUOTE_STORE_GROUP);
     const ids: string[] = [];
     for (let i = 0; i < 30; i++) {
       const q = quote(i % 2 ? "AAPL" : "MSFT", 1700000000 + i, 100 + i);
@@ -262,9 +260,9 @@ Deno.test("the quote-store group is the fifth group and stores every drained quo
       history: (symbol, options) => store.history(symbol, options),
       close: () => store.close(),
     };
-    const sink = quoteStoreSink({ config, redis: () => client, quoteStore: flaky });
+    const flakyDeps = { ...drainDeps(config, client), quoteStore: flaky };
     // One chunk: a single delivery that commits to the store and then fails.
-    const failed = await drainGroup(drainDeps(config, client), sink, {
+    const failed = await drainStockGroup(flakyDeps, quoteStore, {
       count: 20,
       budgetMs: 2000,
       maxChunks: 1,
@@ -279,7 +277,10 @@ Deno.test("the quote-store group is the fifth group and stores every drained quo
 
     crash = false;
     await new Promise((resolve) => setTimeout(resolve, 20));
-    const result = await drainGroup(drainDeps(config, client), sink, { count: 20, budgetMs: 5000 });
+    const result = await drainStockGroup(flakyDeps, quoteStore, {
+      count: 20,
+      budgetMs: 5000,
+    });
     assert.equal(result.acked, 30);
     assert.equal(
       (await openStream(client, config.streamKey).group(QUOTE_STORE_GROUP).pending()).count,
@@ -303,15 +304,15 @@ Deno.test("the quote-store sink points the latest-quote hash at other producers'
   const client = redis.client();
   resetGroupCache();
   try {
-    const key = latestKey(config.streamKey);
+    const key = stockKeys(config).latest;
     const a1 = (await client.xadd(config.streamKey, "*", ...encodeQuote(quote("ZZZ", 1, 10))))!;
     const a2 = (await client.xadd(config.streamKey, "*", ...encodeQuote(quote("ZZZ", 2, 11))))!;
     const b1 = (await client.xadd(config.streamKey, "*", ...encodeQuote(quote("YYY", 3, 20))))!;
     // Emit already wrote a newer YYY quote than the one this drain will see.
     const newer = `${Number(b1.split("-")[0]) + 5000}-0`;
     await client.hset(key, "YYY", `{"id":"${newer}","symbol":"YYY","price":21}`);
-    const sink = quoteStoreSink({ config, redis: () => client, quoteStore: store });
-    const result = await drainGroup(drainDeps(config, client), sink, { budgetMs: 2000 });
+    const deps = { ...drainDeps(config, client), quoteStore: store };
+    const result = await drainStockGroup(deps, quoteStore, { budgetMs: 2000 });
     assert.equal(result.acked, 3);
     const zzz = JSON.parse((await client.hget(key, "ZZZ"))!);
     assert.equal(zzz.id, a2);
@@ -322,7 +323,8 @@ Deno.test("the quote-store sink points the latest-quote hash at other producers'
     assert.match((await client.hget(key, "ZZZ"))!, new RegExp(`^\\{"id":"${a2}","symbol":"ZZZ",`));
     assert.equal(JSON.parse((await client.hget(key, "YYY"))!).id, newer);
     // A redelivered (older) chunk never moves the hash back.
-    await sink.write([{ id: a1, quote: quote("ZZZ", 1, 10) }]);
+    const context = groupContext(deps, stockQueue(deps));
+    await quoteStore.write(context, [{ id: a1, item: quote("ZZZ", 1, 10) }]);
     assert.equal(JSON.parse((await client.hget(key, "ZZZ"))!).id, a2);
   } finally {
     await store.close();

@@ -5,8 +5,8 @@ import { emitQuotes } from "../functions/emit_quotes.ts";
 import type { Report } from "../functions/report.ts";
 import { createApp } from "../shared/app.ts";
 import type { Config } from "../shared/config.ts";
-import { drainGroup, ensureGroups, resetGroupCache } from "../shared/queue/mod.ts";
-import { findProcessor, GROUP_NAMES } from "../shared/groups/registry.ts";
+import { resetGroupCache } from "../shared/queue/mod.ts";
+import { GROUP_NAMES } from "../shared/groups/registry.ts";
 import type { Deps } from "../shared/http.ts";
 import { closeQuoteStores } from "../shared/store/quote_store.ts";
 import { encodeQuote } from "../shared/market/quotes.ts";
@@ -15,6 +15,8 @@ import { createRandom, initialSimulatorState, simulateTicks } from "../shared/ma
 import { openStream } from "../shared/queue/mod.ts";
 import { drainDeps, testDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
+import { drainStockGroup, ensureStockGroups } from "./_deps.ts";
+import { findGroup } from "../shared/groups/registry.ts";
 
 const server = await startRedis();
 
@@ -50,9 +52,9 @@ function groupOf(r: Report, name: string) {
 }
 
 async function drain(deps: Deps, group: string): Promise<void> {
-  const result = await drainGroup(
+  const result = await drainStockGroup(
     drainDeps(deps.config, deps.redis()),
-    findProcessor(deps, group)!,
+    findGroup(group)!,
   );
   assert.equal(result.more, false);
 }
@@ -232,7 +234,7 @@ async function seedStream(deps: Deps, length: number): Promise<void> {
   await server.flush();
   resetGroupCache();
   const redis = deps.redis();
-  await ensureGroups(drainDeps(deps.config, redis), GROUP_NAMES);
+  await ensureStockGroups(drainDeps(deps.config, redis), GROUP_NAMES);
   const { quotes } = simulateTicks(initialSimulatorState(), {
     symbols: ["AAPL", "MSFT", "TSLA", "NVDA"],
     ticks: length / 4,

@@ -3,10 +3,11 @@ import postgres from "postgres";
 import { createApp } from "../shared/app.ts";
 import { resetGroupCache } from "../shared/queue/mod.ts";
 import type { Deps } from "../shared/http.ts";
-import { createQuoteStore, QUOTE_STORE_GROUP, type QuoteStore } from "../shared/store/quote_store.ts";
-import { stallKey } from "../shared/queue/mod.ts";
+import { createQuoteStore, type QuoteStore } from "../shared/store/quote_store.ts";
 import { freePort, startRedis } from "./_redis_server.ts";
 import { siteConfig, siteDeps } from "./_site.ts";
+import { stockKeys } from "../shared/stock_queue.ts";
+import { QUOTE_STORE_GROUP } from "../shared/groups/quote_store.ts";
 
 const JSON_POST = { method: "POST", headers: { "content-type": "application/json" } };
 const PG_URL = Deno.env.get("TEST_DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -79,7 +80,7 @@ async function outageScenario(
   assert.equal(body.acked, quotes);
   assert.equal(body.deadLettered, 0);
   assert.equal(body.lag, 0);
-  assert.equal(await client.hexists(stallKey(config.streamKey), QUOTE_STORE_GROUP), 0);
+  assert.equal(await client.hexists(stockKeys(config).stalled, QUOTE_STORE_GROUP), 0);
   let stored = 0;
   const ids = new Set<string>();
   for (const symbol of config.symbols) {

@@ -169,18 +169,18 @@ Deno.test("commit writes alerts, state and acks together, or nothing", async () 
   await stream.append([quoteFields(1), quoteFields(2)]);
   await group.ensure();
   const read = await group.read("c");
-  const lease = await acquireLease(redis, "lease", { ttlMs: 5000 });
+  const lease = await acquireLease(redis, { key: "lease", tokens: "lease:tokens" }, {
+    ttlMs: 5000,
+  });
   assert.ok(lease);
   const fenced = await group.commit([read[0].id], {
-    alertsKey: "alerts",
-    alerts: [["type", "t"]],
+    outputs: [{ key: "alerts", maxLen: 100, fields: ["type", "t"] }],
     fence: { key: "lease", token: "not-the-token" },
   });
   assert.equal(fenced.status, "fenced");
   assert.equal(await redis.xlen("alerts"), 0);
   const ok = await group.commit([read[0].id], {
-    alertsKey: "alerts",
-    alerts: [["type", "t"]],
+    outputs: [{ key: "alerts", maxLen: 100, fields: ["type", "t"] }],
     hashWrites: [["state", "AAPL", "{}"]],
     counters: [["count", "g", 2]],
     fence: lease,
@@ -191,8 +191,7 @@ Deno.test("commit writes alerts, state and acks together, or nothing", async () 
   assert.equal(await redis.hget("count", "g"), "2");
   // Committing the same id again is refused whole: its effects happened already.
   const again = await group.commit([read[0].id, read[1].id], {
-    alertsKey: "alerts",
-    alerts: [["type", "t"]],
+    outputs: [{ key: "alerts", maxLen: 100, fields: ["type", "t"] }],
   });
   assert.deepEqual(again, { status: "stale", stale: [read[0].id] });
   assert.equal(await redis.xlen("alerts"), 1);
@@ -201,12 +200,12 @@ Deno.test("commit writes alerts, state and acks together, or nothing", async () 
 
 Deno.test("a lease is exclusive, renewable by its holder only, and fenced by token", async () => {
   await fresh();
-  const first = await acquireLease(redis, "l", { ttlMs: 1000 });
+  const first = await acquireLease(redis, { key: "l", tokens: "l:tokens" }, { ttlMs: 1000 });
   assert.ok(first);
-  assert.equal(await acquireLease(redis, "l", { ttlMs: 1000 }), null);
+  assert.equal(await acquireLease(redis, { key: "l", tokens: "l:tokens" }, { ttlMs: 1000 }), null);
   assert.equal(await renewLease(redis, first, { ttlMs: 2000 }), true);
   assert.equal(await releaseLease(redis, first), true);
-  const second = await acquireLease(redis, "l", { ttlMs: 1000 });
+  const second = await acquireLease(redis, { key: "l", tokens: "l:tokens" }, { ttlMs: 1000 });
   assert.ok(second);
   assert.ok(Number(second.token) > Number(first.token));
   assert.equal(await renewLease(redis, first, { ttlMs: 2000 }), false);

@@ -3,8 +3,8 @@ import type { Redis } from "ioredis";
 import { emitQuotes } from "../functions/emit_quotes.ts";
 import { createApp } from "../shared/app.ts";
 import type { Config } from "../shared/config.ts";
-import { drainGroup, ensureGroups, resetGroupCache } from "../shared/queue/mod.ts";
-import { findProcessor, GROUP_NAMES } from "../shared/groups/registry.ts";
+import { resetGroupCache } from "../shared/queue/mod.ts";
+import { GROUP_NAMES } from "../shared/groups/registry.ts";
 import type { Deps } from "../shared/http.ts";
 import { compareIds, openStream } from "../shared/queue/mod.ts";
 import { closeQuoteStores } from "../shared/store/quote_store.ts";
@@ -12,6 +12,8 @@ import { encodeQuote } from "../shared/market/quotes.ts";
 import { initialSimulatorState, simulateTicks } from "../shared/market/simulator.ts";
 import { drainDeps, testDeps } from "./_deps.ts";
 import { startRedis } from "./_redis_server.ts";
+import { drainStockGroup, ensureStockGroups } from "./_deps.ts";
+import { findGroup } from "../shared/groups/registry.ts";
 
 const server = await startRedis();
 
@@ -66,7 +68,7 @@ async function drainFully(deps: Deps, group: string): Promise<number> {
   const { config } = deps;
   let alerts = 0;
   for (let i = 0; i < 100; i++) {
-    const result = await drainGroup(drainDeps(config, deps.redis()), findProcessor(deps, group)!, {
+    const result = await drainStockGroup(drainDeps(config, deps.redis()), findGroup(group)!, {
       budgetMs: 5000,
     });
     alerts += result.alerts;
@@ -104,7 +106,7 @@ async function assertTrimmedSafely(redis: Redis, config: Config, emitted: string
 Deno.test("with a slow group no unacked entry is ever trimmed and emits answer 429 past MAX_LAG", async () => {
   const { deps, redis, config } = await fresh();
   const app = createApp(deps);
-  await ensureGroups(drainDeps(config, redis), GROUP_NAMES);
+  await ensureStockGroups(drainDeps(config, redis), GROUP_NAMES);
   const emitted: string[] = [];
   let refused: Response | undefined;
   for (let i = 1; i <= 40 && refused === undefined; i++) {
@@ -114,7 +116,7 @@ Deno.test("with a slow group no unacked entry is ever trimmed and emits answer 4
     }
     if (i % 4 === 0) {
       await sleep(config.claimIdleMs + 10);
-      await drainGroup(drainDeps(config, redis), findProcessor(deps, SLOW)!, {
+      await drainStockGroup(drainDeps(config, redis), findGroup(SLOW)!, {
         count: 5,
         maxChunks: 1,
       });
@@ -170,7 +172,7 @@ Deno.test("with a slow group no unacked entry is ever trimmed and emits answer 4
 
 Deno.test("a trim removes at most its limit per call, never past what a group needs", async () => {
   const { deps, redis, config } = await fresh();
-  await ensureGroups(drainDeps(config, redis), GROUP_NAMES);
+  await ensureStockGroups(drainDeps(config, redis), GROUP_NAMES);
   const { quotes } = simulateTicks(initialSimulatorState(), {
     symbols: config.symbols,
     ticks: 50,

@@ -15,12 +15,16 @@ import { getQuoteStore } from "../store/quote_store.ts";
 import { type GroupContext, type StockGroup, toHandler } from "./group.ts";
 
 /** The handler context of `queue`'s client for `deps`. */
-export function groupContext(deps: Deps, queue: Queue): GroupContext {
+export function groupContext(
+  deps: Pick<Deps, "config" | "quoteStore">,
+  queue: Queue,
+): GroupContext {
   const { config } = deps;
+  const keys = stockKeys(config);
   return {
-    config,
     settings: analysisSettings(config),
-    keys: stockKeys(config),
+    alerts: { key: keys.alerts, maxLen: config.alertsMaxlen },
+    latestKey: keys.latest,
     redis: queue.redis,
     store: () => deps.quoteStore ?? getQuoteStore(config),
   };
@@ -35,6 +39,10 @@ export function groupContext(deps: Deps, queue: Queue): GroupContext {
  * await drainGroup(queue, handlerOf(deps, queue, priceAlerts));
  * ```
  */
-export function handlerOf(deps: Deps, queue: Queue, group: StockGroup): Handler {
+export function handlerOf(
+  deps: Pick<Deps, "config" | "quoteStore">,
+  queue: Queue,
+  group: StockGroup,
+): Handler {
   return toHandler(group, groupContext(deps, queue)) as Handler;
 }

@@ -8,26 +8,33 @@
  */
 
 import type { Redis } from "ioredis";
-import type { Config } from "../config.ts";
 import { encodeAlert } from "../market/alerts.ts";
 import type { Analysis, AnalysisSettings } from "../market/analysis.ts";
 import { decodeQuote, type Quote } from "../market/quotes.ts";
 import type { Handler, SinkItem } from "../queue/mod.ts";
-import type { StockKeys } from "../stock_queue.ts";
-import type { QuoteStore } from "../store/quote_store.ts";
 
-/** What a group's handler may use, given by the function that drains it. */
+/** What a sink writes quotes to (shared/store/quote_store.ts), as far as a group needs it. */
+export interface QuoteWriter {
+  /** Writes quotes keyed by entry id in one transaction, ignoring ids already stored. */
+  write(entries: { id: string; quote: Quote }[]): Promise<unknown>;
+}
+
+/**
+ * What a group's handler may use, given by the function that drains it
+ * (shared/groups/context.ts). Plain values and interfaces only, so the
+ * registry loads no store driver and no client.
+ */
 export interface GroupContext {
-  /** Validated settings. */
-  config: Config;
   /** Thresholds of the analyses. */
   settings: AnalysisSettings;
-  /** Every key of the app. */
-  keys: StockKeys;
+  /** The alerts stream and the approximate length it is kept at. */
+  alerts: { key: string; maxLen: number };
+  /** The latest-quote hash (shared/market/latest.ts). */
+  latestKey: string;
   /** The client of this drain. */
   redis: Redis;
   /** The quote store, opened on first use. */
-  store(): QuoteStore;
+  store(): QuoteWriter;
 }
 
 /** A group whose effect lives outside Redis. */
@@ -70,10 +77,10 @@ export function toHandler(group: StockGroup, context: GroupContext): Handler<Quo
   if (isSinkGroup(group)) {
     return { ...base, write: (items) => group.write(context, items) };
   }
-  const { settings, config, keys } = context;
+  const { settings, alerts } = context;
   return {
     ...base,
-    output: { key: keys.alerts, maxLen: config.alertsMaxlen },
+    output: alerts,
     step(state, quote, { id, now }) {
       const result = group.step(state, { quote, settings });
       const origin = { sourceId: id, group: group.group, now, quoteTimestamp: quote.timestamp };

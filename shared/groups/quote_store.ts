@@ -33,7 +33,7 @@ export const quoteStore: SinkGroup = {
     }
     await updateLatest(
       context.redis,
-      context.keys.latest,
+      context.latestKey,
       [...newest.values()].map(({ id, item }) => ({
         field: item.symbol,
         id,

@@ -182,10 +182,7 @@ export async function replayDeadLetters(
     busy: false,
     stalled: null,
   };
-  const lease = await acquireLease(redis, {
-    key: keys.lease(group),
-    tokens: keys.leaseTokens(group),
-  }, { ttlMs: leaseTtlMs(queue) });
+  const lease = await acquireLease(redis, keys.lease(group), { ttlMs: leaseTtlMs(queue) });
   if (lease === null) return { ...result, busy: true };
   const ctx: ChunkContext = { queue, handler, lease, replay: true };
   try {

@@ -205,10 +205,7 @@ async function drainLeased(run: DrainRun): Promise<DrainResult> {
   const result = emptyResult(run);
   await ensureGroups(queue, [{ name: group, start: handler.start }]);
   const ttlMs = leaseTtlMs(queue);
-  const lease = await acquireLease(redis, {
-    key: keys.lease(group),
-    tokens: keys.leaseTokens(group),
-  }, { ttlMs });
+  const lease = await acquireLease(redis, keys.lease(group), { ttlMs });
   if (lease === null) {
     result.busy = true;
     await finish(run, result);

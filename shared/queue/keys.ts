@@ -7,6 +7,7 @@
  */
 
 import { createHash } from "node:crypto";
+import type { LeaseKeys } from "./lease.ts";
 
 /** Options of {@linkcode queueKeys}. */
 export interface QueueKeysOptions {
@@ -38,10 +39,8 @@ export interface QueueKeys {
   readonly hashTag: string | undefined;
   /** Hash key -> JSON state of a stateful group. */
   state(group: string): string;
-  /** The lease of a group. */
-  lease(group: string): string;
-  /** Counter the lease's fencing tokens come from. */
-  leaseTokens(group: string): string;
+  /** The lease of a group: its key and the counter its fencing tokens come from. */
+  lease(group: string): LeaseKeys;
   /** Record of an idempotent append, by the caller's key (hashed, so any text is safe). */
   idempotency(key: string): string;
   /** Any other key of the application that must live beside the queue's (same hash tag). */
@@ -77,7 +76,6 @@ export function queueKeys(namespace: string, options: QueueKeysOptions = {}): Qu
   const deadLetters = options.deadLetters === undefined
     ? `${stream}:dead`
     : related(options.deadLetters);
-  const lease = (group: string) => `${stream}:lease:${group}`;
   return {
     stream,
     deadLetters,
@@ -86,8 +84,10 @@ export function queueKeys(namespace: string, options: QueueKeysOptions = {}): Qu
     counters: `${stream}:counters`,
     hashTag,
     state: (group) => `${stream}:state:${group}`,
-    lease,
-    leaseTokens: (group) => `${lease(group)}:fence`,
+    lease: (group) => ({
+      key: `${stream}:lease:${group}`,
+      tokens: `${stream}:lease:${group}:fence`,
+    }),
     idempotency: (key) => `${stream}:idem:${createHash("sha256").update(key).digest("hex")}`,
     related,
   };

@@ -52,11 +52,7 @@ function ttlOf(action: string, options: LeaseOptions): number {
  *
  * @example
  * ```ts
- * const keys = queueKeys("stock_quotes");
- * const lease = await acquireLease(redis, {
- *   key: keys.lease("price-alerts"),
- *   tokens: keys.leaseTokens("price-alerts"),
- * });
+ * const lease = await acquireLease(redis, queueKeys("stock_quotes").lease("price-alerts"));
  * if (lease) await releaseLease(redis, lease);
  * ```
  */
