@@ -110,6 +110,8 @@ Deno.test("no alert compares numbers that are equal at the precision it prints",
       );
     } else if ((match = message.match(/moved [+-](\S+)% .*\(threshold (\S+)%\)$/))) {
       assert.ok(Number(match[1]) > Number(match[2]), message);
+    } else if ((match = message.match(/trades (\S+)% (above|below) .*\(threshold (\S+)%\)$/))) {
+      assert.ok(Number(match[1]) > Number(match[3]), message);
     } else {
       assert.ok(["volume_spike", "session_open"].includes(type), `unchecked message: ${message}`);
       continue;

@@ -581,6 +581,7 @@ Deno.test("registry lists the analyses in engine order and finds them by group",
     "volume-analysis",
     "technical-analysis",
     "market-events",
+    "vwap-deviation",
   ]);
   assert.equal(findAnalysis("technical-analysis"), technicalAnalysis);
   assert.equal(findAnalysis("market-events"), marketEvents);

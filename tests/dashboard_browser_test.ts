@@ -6,6 +6,7 @@ import { resetGroupCache } from "../shared/queue/mod.ts";
 import { createQuoteStore } from "../shared/store/quote_store.ts";
 import { startRedis } from "./_redis_server.ts";
 import { createSiteApp, serve, siteConfig, siteDeps } from "./_site.ts";
+import { GROUP_NAMES } from "../shared/groups/registry.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);
@@ -85,7 +86,10 @@ Deno.test({
       await page.waitForSelector("#dev-tools:not([hidden])");
       await page.waitForSelector('#status[data-state="live"]');
       // Page-side checks are strings: this file is type-checked without the DOM library.
-      await waitUntil(page, `document.querySelectorAll("#queue tbody tr").length === 5`);
+      await waitUntil(
+        page,
+        `document.querySelectorAll("#queue tbody tr").length === ${GROUP_NAMES.length}`,
+      );
       // The ticker starts from the latest quotes, with session volume bars.
       await waitUntil(page, `document.querySelectorAll("#ticker tbody tr").length === 8`);
       const sessions = await page.evaluate(
@@ -177,7 +181,7 @@ Deno.test({
         await page.evaluate(
           `[...document.querySelectorAll("#queue tbody tr")].map((r) => r.dataset.group)`,
         ),
-        ["price-alerts", "volume-analysis", "technical-analysis", "market-events", "quote-store"],
+        [...GROUP_NAMES],
       );
 
       // Finite animations (the flashes) are fast-forwarded, so the picture is stable.

@@ -46,15 +46,16 @@ export const vwapDeviation: Analysis<VwapState> = {
     if (ticks.length >= VWAP_MIN_TICKS) {
       // The VWAP of the ticks before this one, so the quote is measured against the past.
       const vwap = vwapOf(ticks.slice(0, -1));
-      const deviation = ((quote.price - vwap) / vwap) * 100;
+      // Compared as printed, so the message never shows a number at the threshold.
+      const deviation = Number((((quote.price - vwap) / vwap) * 100).toFixed(2));
       if (armed && Math.abs(deviation) > VWAP_DEVIATION_PERCENT) {
         armed = false;
         alerts.push({
           type: "vwap_deviation",
           symbol: quote.symbol,
-          message: `${quote.symbol} trades ${deviation.toFixed(2)}% ${
+          message: `${quote.symbol} trades ${Math.abs(deviation).toFixed(2)}% ${
             deviation > 0 ? "above" : "below"
-          } its ${VWAP_WINDOW}-tick VWAP of ${vwap.toFixed(2)}`,
+          } its ${VWAP_WINDOW}-tick VWAP of ${vwap.toFixed(2)} (threshold ${VWAP_DEVIATION_PERCENT}%)`,
           value: deviation,
         });
       } else if (!armed && Math.abs(deviation) < VWAP_DEVIATION_PERCENT / 2) {
