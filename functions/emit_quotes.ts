@@ -124,8 +124,8 @@ export async function checkBackpressure(deps: Deps): Promise<void> {
 export async function emitQuotes(deps: Deps, options: EmitOptions = {}): Promise<EmitResult> {
   const { config } = deps;
   const { ticks = 1, symbols = config.symbols, idempotencyKey, fingerprint = "" } = options;
-  const queue = stockQueue(deps);
-  const { redis, stream, keys } = queue;
+  const redis = deps.redis();
+  const { stream, keys } = stockQueue(deps);
   let idem: { key: string; token: string; fingerprint: string; ttlMs: number } | undefined;
   if (idempotencyKey !== undefined) {
     const key = keys.idempotency(idempotencyKey);

@@ -139,6 +139,7 @@ export interface IntField {
  *
  * @example
  * ```ts
+ * declare const body: Record<string, unknown>;
  * const count = intField(body, { name: "count", min: 1, max: 1000, fallback: 100 });
  * ```
  */

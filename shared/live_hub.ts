@@ -592,6 +592,7 @@ export interface SubscribeOptions {
  *
  * @example
  * ```ts
+ * declare const deps: LiveDeps;
  * const sub = await subscribe(deps, { symbols: new Set(["AAPL"]) });
  * const events = await sub.next();
  * sub.close();

@@ -29,6 +29,7 @@ export interface StockKeys extends QueueKeys {
  *
  * @example
  * ```ts
+ * import { loadConfig } from "./config.ts";
  * stockKeys(loadConfig()).latest; // "stock_quotes:latest"
  * ```
  */
@@ -51,6 +52,8 @@ export function stockKeys(
  *
  * @example
  * ```ts
+ * import type { Deps } from "./http.ts";
+ * declare const deps: Deps;
  * const queue = stockQueue(deps);
  * await queue.stream.length();
  * ```

@@ -35,6 +35,11 @@ export function groupContext(
  *
  * @example
  * ```ts
+ * import { drainGroup } from "../queue/mod.ts";
+ * import { stockQueue } from "../stock_queue.ts";
+ * import type { Deps } from "../http.ts";
+ * import { priceAlerts } from "./price_alerts.ts";
+ * declare const deps: Deps;
  * const queue = stockQueue(deps);
  * await drainGroup(queue, handlerOf(deps, queue, priceAlerts));
  * ```

@@ -7,11 +7,10 @@
  * @module
  */
 
-import type { Redis } from "ioredis";
 import { encodeAlert } from "../market/alerts.ts";
 import type { Analysis, AnalysisSettings } from "../market/analysis.ts";
 import { decodeQuote, type Quote } from "../market/quotes.ts";
-import type { Handler, SinkItem } from "../queue/mod.ts";
+import type { Handler, RedisClient, SinkItem } from "../queue/mod.ts";
 
 /** What a sink writes quotes to (shared/store/quote_store.ts), as far as a group needs it. */
 export interface QuoteWriter {
@@ -32,7 +31,7 @@ export interface GroupContext {
   /** The latest-quote hash (shared/market/latest.ts). */
   latestKey: string;
   /** The client of this drain. */
-  redis: Redis;
+  redis: RedisClient;
   /** The quote store, opened on first use. */
   store(): QuoteWriter;
 }
@@ -64,6 +63,12 @@ export function isSinkGroup(group: StockGroup): group is SinkGroup {
  *
  * @example
  * ```ts
+ * import { drainGroup } from "../queue/mod.ts";
+ * import { stockQueue } from "../stock_queue.ts";
+ * import type { Deps } from "../http.ts";
+ * import { priceAlerts } from "./price_alerts.ts";
+ * declare const deps: Deps;
+ * declare const context: GroupContext;
  * const result = await drainGroup(stockQueue(deps), toHandler(priceAlerts, context));
  * ```
  */

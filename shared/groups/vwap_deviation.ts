@@ -55,7 +55,9 @@ export const vwapDeviation: Analysis<VwapState> = {
           symbol: quote.symbol,
           message: `${quote.symbol} trades ${Math.abs(deviation).toFixed(2)}% ${
             deviation > 0 ? "above" : "below"
-          } its ${VWAP_WINDOW}-tick VWAP of ${vwap.toFixed(2)} (threshold ${VWAP_DEVIATION_PERCENT}%)`,
+          } its ${VWAP_WINDOW}-tick VWAP of ${
+            vwap.toFixed(2)
+          } (threshold ${VWAP_DEVIATION_PERCENT}%)`,
           value: deviation,
         });
       } else if (!armed && Math.abs(deviation) < VWAP_DEVIATION_PERCENT / 2) {

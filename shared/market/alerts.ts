@@ -28,6 +28,8 @@ export interface AlertOrigin {
  *
  * @example
  * ```ts
+ * import type { AlertDraft } from "./analysis.ts";
+ * declare const draft: AlertDraft;
  * encodeAlert(draft, { sourceId: "1-0", group: "price-alerts", now: Date.now(), quoteTimestamp: 0 });
  * ```
  */

@@ -15,6 +15,8 @@ import { type Quote, quoteToJson } from "./quotes.ts";
  *
  * @example
  * ```ts
+ * import type { Quote } from "./quotes.ts";
+ * declare const quote: Quote;
  * latestRest(quote); // '"symbol":"AAPL","price":190.1,...}'
  * ```
  */

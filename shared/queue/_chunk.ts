@@ -178,7 +178,9 @@ export async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promi
   } else {
     const stateKey = keys.state(group);
     const names = [...new Set(decoded.flatMap((d) => d.key === undefined ? [] : [d.key]))];
-    const stored = names.length > 0 ? await queue.redis.hmget(stateKey, ...names) : [];
+    const stored = names.length > 0
+      ? await queue.redis.call("HMGET", stateKey, ...names) as (string | null)[]
+      : [];
     const states = new Map<string, unknown>();
     names.forEach((name, i) => states.set(name, stored[i] ? JSON.parse(stored[i]!) : undefined));
     const touched = new Set<string>();

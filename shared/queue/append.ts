@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./client.ts";
 import { checkInteger } from "./_replies.ts";
 import { KeyList, runScript, SCRIPTS } from "./scripts.ts";
 
@@ -73,6 +73,8 @@ export interface AppendResult {
  *
  * @example
  * ```ts
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
  * const result = await appendEntries(redis, "stock_quotes", [["symbol", "AAPL"]], {
  *   maxLen: 100000,
  * });
@@ -80,7 +82,7 @@ export interface AppendResult {
  * ```
  */
 export async function appendEntries(
-  redis: Redis,
+  redis: RedisClient,
   key: string,
   entries: string[][],
   options: AppendOptions = {},

@@ -99,6 +99,9 @@ export interface CommitResult {
  *
  * @example
  * ```ts
+ * import { openStream } from "./mod.ts";
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
  * const result = await commitChunk(openStream(redis, "q").group("g"), ["1700000000000-0"], {
  *   outputs: [{ key: "q:out", maxLen: 10000, fields: ["type", "seen"] }],
  *   hashWrites: [["q:state:g", "AAPL", "{}"]],

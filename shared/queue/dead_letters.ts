@@ -40,6 +40,11 @@ export const MAX_REPLAY = 1000;
  *
  * @example
  * ```ts
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
+ * import { openQueue } from "./mod.ts";
+ * import { queueKeys } from "./mod.ts";
+ * const queue = openQueue(redis, queueKeys("stock_quotes"));
  * const letters = (await queue.stream.range()).map(parseDeadLetter);
  * ```
  */
@@ -89,6 +94,11 @@ export interface FindDeadLettersOptions {
  *
  * @example
  * ```ts
+ * import { queueKeys } from "./mod.ts";
+ * const keys = queueKeys("stock_quotes");
+ * import { openStream } from "./mod.ts";
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
  * const entries = await findDeadLetters(openStream(redis, keys.deadLetters), {
  *   group: "price-alerts",
  *   limit: 10,
@@ -161,6 +171,15 @@ export interface ReplayOptions {
  *
  * @example
  * ```ts
+ * import type { StreamEntry } from "./mod.ts";
+ * declare const entries: StreamEntry[];
+ * import type { Handler } from "./mod.ts";
+ * declare const priceAlerts: Handler;
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
+ * import { openQueue } from "./mod.ts";
+ * import { queueKeys } from "./mod.ts";
+ * const queue = openQueue(redis, queueKeys("stock_quotes"));
  * const result = await replayDeadLetters(queue, priceAlerts, { entries });
  * result.succeeded;
  * ```

@@ -123,6 +123,12 @@ function checkDrainOptions(count: number, budgetMs: number, maxChunks: number): 
  *
  * @example
  * ```ts
+ * import { openQueue } from "./mod.ts";
+ * import { queueKeys } from "./mod.ts";
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
+ * import type { Handler } from "./mod.ts";
+ * declare const vwapDeviation: Handler;
  * const queue = openQueue(redis, queueKeys("stock_quotes"));
  * const result = await drainGroup(queue, vwapDeviation, { budgetMs: 5000 });
  * result.acked;

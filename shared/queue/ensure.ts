@@ -44,6 +44,11 @@ function readySet(queue: Queue): Set<string> {
  *
  * @example
  * ```ts
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
+ * import { openQueue } from "./mod.ts";
+ * import { queueKeys } from "./mod.ts";
+ * const queue = openQueue(redis, queueKeys("stock_quotes"));
  * await ensureGroups(queue, [{ name: "price-alerts", start: "0" }, { name: "vwap" }]);
  * ```
  */
@@ -79,6 +84,14 @@ export function isMissingGroupError(error: unknown): boolean {
  *
  * @example
  * ```ts
+ * import { drainGroup } from "./mod.ts";
+ * import type { Handler } from "./mod.ts";
+ * declare const handler: Handler;
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
+ * import { openQueue } from "./mod.ts";
+ * import { queueKeys } from "./mod.ts";
+ * const queue = openQueue(redis, queueKeys("stock_quotes"));
  * try {
  *   await drainGroup(queue, handler);
  * } catch (error) {

@@ -18,6 +18,7 @@ export class DependencyError extends Error {
    *
    * @example
    * ```ts
+   * declare const cause: Error;
    * throw new DependencyError("postgresql", "Cannot reach the quote store", { cause });
    * ```
    */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./client.ts";
 import { checkBlock, checkCount, checkInteger, flatToRecord, toEntries } from "./_replies.ts";
 import type { StreamEntry } from "./entry.ts";
 import { commitChunk, type CommitOptions, type CommitResult } from "./commit.ts";
@@ -23,7 +23,7 @@ import { runScript, SCRIPTS } from "./scripts.ts";
 /** What a group handle needs of its stream: the client and the key. */
 export interface StreamRef {
   /** Client the commands go to. */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** Stream key. */
   readonly key: string;
 }
@@ -120,6 +120,9 @@ export class StreamGroup {
    *
    * @example
    * ```ts
+   * import { openStream } from "./mod.ts";
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
    * const group = new StreamGroup(openStream(redis, "stock_quotes"), "price-alerts");
    * ```
    */
@@ -133,20 +136,34 @@ export class StreamGroup {
    *
    * @example
    * ```ts
+   * import { openStream } from "./mod.ts";
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
    * await openStream(redis, "stock_quotes").group("price-alerts").ensure(); // true when created
    * ```
    */
   async ensure(options: EnsureGroupOptions = {}): Promise<boolean> {
     const { startId = "0" } = options;
     try {
-      await this.stream.redis.xgroup("CREATE", this.stream.key, this.name, startId, "MKSTREAM");
+      await this.stream.redis.call(
+        "XGROUP",
+        "CREATE",
+        this.stream.key,
+        this.name,
+        startId,
+        "MKSTREAM",
+      );
       return true;
     } catch (error) {
       if (error instanceof Error && error.message.startsWith("BUSYGROUP")) return false;
       // A full Redis refuses XGROUP CREATE before it looks for the group, and
       // a drain of an existing group must still run so it can free memory.
       if (error instanceof Error && error.message.startsWith("OOM")) {
-        const groups = await this.stream.redis.xinfo("GROUPS", this.stream.key) as unknown[];
+        const groups = await this.stream.redis.call(
+          "XINFO",
+          "GROUPS",
+          this.stream.key,
+        ) as unknown[];
         if (groups.some((g) => flatToRecord(g).name === this.name)) return false;
       }
       throw error;
@@ -158,6 +175,10 @@ export class StreamGroup {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
+   * import { openStream } from "./mod.ts";
+   * const group = openStream(redis, "stock_quotes").group("price-alerts");
    * const entries = await group.read("worker-1", { count: 100 });
    * ```
    */
@@ -168,8 +189,7 @@ export class StreamGroup {
     const args: (string | number)[] = ["GROUP", this.name, consumer, "COUNT", count];
     if (blockMs !== undefined) args.push("BLOCK", blockMs);
     args.push("STREAMS", this.stream.key, from);
-    // deno-lint-ignore no-explicit-any
-    const reply = await (this.stream.redis as any).xreadgroup(...args) as
+    const reply = await this.stream.redis.call("XREADGROUP", ...args) as
       | [string, unknown][]
       | null;
     if (!reply || reply.length === 0) return [];
@@ -184,6 +204,12 @@ export class StreamGroup {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
+   * import { openStream } from "./mod.ts";
+   * const group = openStream(redis, "stock_quotes").group("price-alerts");
+   * import type { Lease } from "./mod.ts";
+   * declare const lease: Lease;
    * const read = await group.readFenced("worker-1", lease, { count: 100 });
    * read.status; // "ok", or "fenced" when the lease was lost
    * ```
@@ -220,6 +246,10 @@ export class StreamGroup {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
+   * import { openStream } from "./mod.ts";
+   * const group = openStream(redis, "stock_quotes").group("price-alerts");
    * const { entries, next } = await group.claim("worker-2", 60000);
    * ```
    */
@@ -231,7 +261,8 @@ export class StreamGroup {
     const { start = "0-0", count = 100 } = options;
     checkInteger(minIdleMs, { action: "claim entries", name: "minIdleMs", min: 0 });
     checkCount("claim entries", count);
-    const reply = await this.stream.redis.xautoclaim(
+    const reply = await this.stream.redis.call(
+      "XAUTOCLAIM",
       this.stream.key,
       this.name,
       consumer,
@@ -252,12 +283,16 @@ export class StreamGroup {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
+   * import { openStream } from "./mod.ts";
+   * const group = openStream(redis, "stock_quotes").group("price-alerts");
    * await group.ack(["1700000000000-0"]); // 1
    * ```
    */
   async ack(ids: string[]): Promise<number> {
     if (ids.length === 0) return 0;
-    return await this.stream.redis.xack(this.stream.key, this.name, ...ids);
+    return Number(await this.stream.redis.call("XACK", this.stream.key, this.name, ...ids));
   }
 
   /**
@@ -265,11 +300,15 @@ export class StreamGroup {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
+   * import { openStream } from "./mod.ts";
+   * const group = openStream(redis, "stock_quotes").group("price-alerts");
    * const { count } = await group.pending();
    * ```
    */
   async pending(): Promise<PendingSummary> {
-    const reply = await this.stream.redis.xpending(this.stream.key, this.name) as unknown[];
+    const reply = await this.stream.redis.call("XPENDING", this.stream.key, this.name) as unknown[];
     const consumers = Array.isArray(reply[3])
       ? (reply[3] as [string, string][]).map(([name, pending]) => ({
         name,
@@ -289,6 +328,10 @@ export class StreamGroup {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
+   * import { openStream } from "./mod.ts";
+   * const group = openStream(redis, "stock_quotes").group("price-alerts");
    * const [oldest] = await group.pendingEntries({ count: 1 });
    * ```
    */
@@ -297,8 +340,7 @@ export class StreamGroup {
     checkCount("list pending entries", count);
     const args: (string | number)[] = [this.stream.key, this.name, start, end, count];
     if (consumer !== undefined) args.push(consumer);
-    // deno-lint-ignore no-explicit-any
-    const reply = await (this.stream.redis as any).xpending(...args) as [
+    const reply = await this.stream.redis.call("XPENDING", ...args) as [
       string,
       string,
       number,
@@ -317,11 +359,16 @@ export class StreamGroup {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
+   * import { openStream } from "./mod.ts";
+   * const group = openStream(redis, "stock_quotes").group("price-alerts");
    * const consumers = await group.consumers();
    * ```
    */
   async consumers(): Promise<ConsumerInfo[]> {
-    const reply = await this.stream.redis.xinfo(
+    const reply = await this.stream.redis.call(
+      "XINFO",
       "CONSUMERS",
       this.stream.key,
       this.name,
@@ -339,6 +386,10 @@ export class StreamGroup {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
+   * import { openStream } from "./mod.ts";
+   * const group = openStream(redis, "stock_quotes").group("price-alerts");
    * const removed = await group.deleteIdleConsumers(3600000, { keep: "worker-1" });
    * ```
    */
@@ -359,6 +410,12 @@ export class StreamGroup {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
+   * import { openStream } from "./mod.ts";
+   * const group = openStream(redis, "stock_quotes").group("price-alerts");
+   * import type { Lease } from "./mod.ts";
+   * declare const lease: Lease;
    * const result = await group.commit(["1700000000000-0"], { fence: lease });
    * result.status; // "ok"
    * ```

@@ -52,8 +52,8 @@ export interface SinkItem<T> {
   item: T;
 }
 
-/** Fields every handler has. */
-interface HandlerBase<T> {
+/** Fields every handler has: its name, start, decoding and key. */
+export interface HandlerBase<T> {
   /** Consumer group name. */
   name: string;
   /**

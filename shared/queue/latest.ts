@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./client.ts";
 import { runScript, SCRIPTS } from "./scripts.ts";
 
 /** One field of a latest-entry index. */
@@ -25,13 +25,15 @@ export interface LatestItem {
  *
  * @example
  * ```ts
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
  * await updateLatest(redis, "stock_quotes:latest", [
  *   { field: "AAPL", id: "1700000000000-0", rest: '"symbol":"AAPL","price":190}' },
  * ]); // 1, or 0 when AAPL already holds a newer id
  * ```
  */
 export async function updateLatest(
-  redis: Redis,
+  redis: RedisClient,
   key: string,
   items: LatestItem[],
 ): Promise<number> {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./client.ts";
 import { runScript, SCRIPTS } from "./scripts.ts";
 
 /** A held lease, and what a fenced call checks: nothing happens unless `key` still holds `token`. */
@@ -52,12 +52,15 @@ function ttlOf(action: string, options: LeaseOptions): number {
  *
  * @example
  * ```ts
+ * import { queueKeys } from "./mod.ts";
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
  * const lease = await acquireLease(redis, queueKeys("stock_quotes").lease("price-alerts"));
  * if (lease) await releaseLease(redis, lease);
  * ```
  */
 export async function acquireLease(
-  redis: Redis,
+  redis: RedisClient,
   keys: LeaseKeys,
   options: LeaseOptions = {},
 ): Promise<Lease | null> {
@@ -74,11 +77,15 @@ export async function acquireLease(
  *
  * @example
  * ```ts
- * if (!(await renewLease(redis, lease, { ttlMs: 30000 }))) return; // lost it
+ * import type { Lease } from "./mod.ts";
+ * declare const lease: Lease;
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
+ * const held = await renewLease(redis, lease, { ttlMs: 30000 }); // false: it was lost
  * ```
  */
 export async function renewLease(
-  redis: Redis,
+  redis: RedisClient,
   lease: Lease,
   options: LeaseOptions = {},
 ): Promise<boolean> {
@@ -95,10 +102,14 @@ export async function renewLease(
  *
  * @example
  * ```ts
+ * import type { Lease } from "./mod.ts";
+ * declare const lease: Lease;
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
  * await releaseLease(redis, lease); // false when it had been lost already
  * ```
  */
-export async function releaseLease(redis: Redis, lease: Lease): Promise<boolean> {
+export async function releaseLease(redis: RedisClient, lease: Lease): Promise<boolean> {
   const reply = await runScript(redis, SCRIPTS.leaseRelease, {
     keys: [lease.key],
     args: [lease.token],

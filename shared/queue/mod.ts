@@ -35,6 +35,7 @@
  */
 
 export { appendEntries, type AppendOptions, type AppendResult, TRIM_STEP } from "./append.ts";
+export type { CommandArg, RedisClient } from "./client.ts";
 export {
   commitChunk,
   type CommitOptions,
@@ -76,6 +77,7 @@ export {
 } from "./group.ts";
 export {
   type Handler,
+  type HandlerBase,
   isSink,
   type Output,
   type SinkHandler,

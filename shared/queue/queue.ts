@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./client.ts";
 import type { QueueKeys } from "./keys.ts";
 import { openStream, type Stream } from "./stream.ts";
 
@@ -47,7 +47,7 @@ export interface QueueOptions {
 /** An open queue: the client, the keys and the validated settings. */
 export interface Queue {
   /** Client every command of this queue goes to. */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** Every key of the queue. */
   readonly keys: QueueKeys;
   /** The stream handle. */
@@ -80,11 +80,17 @@ function positiveInteger(name: string, value: number, min: number): number {
  *
  * @example
  * ```ts
+ * import { drainGroup } from "./mod.ts";
+ * import type { Handler } from "./mod.ts";
+ * declare const myGroup: Handler;
+ * import { queueKeys } from "./mod.ts";
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
  * const queue = openQueue(redis, queueKeys("stock_quotes"), { claimIdleMs: 30000 });
  * const result = await drainGroup(queue, myGroup, { budgetMs: 5000 });
  * ```
  */
-export function openQueue(redis: Redis, keys: QueueKeys, options: QueueOptions = {}): Queue {
+export function openQueue(redis: RedisClient, keys: QueueKeys, options: QueueOptions = {}): Queue {
   const {
     claimIdleMs = 60000,
     retryDelayMs = 1000,

@@ -7,7 +7,7 @@
  */
 
 import { createHash } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./client.ts";
 import idHelpers from "./lua/_ids.lua" with { type: "text" };
 import appendSource from "./lua/append.lua" with { type: "text" };
 import commitSource from "./lua/commit.lua" with { type: "text" };
@@ -76,20 +76,22 @@ export interface RunScriptOptions {
  *
  * @example
  * ```ts
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
  * await runScript(redis, SCRIPTS.trim, { keys: ["stock_quotes"], args: [100000, 1000] });
  * ```
  */
 export async function runScript(
-  redis: Redis,
+  redis: RedisClient,
   script: LuaScript,
   options: RunScriptOptions = {},
 ): Promise<unknown> {
   const { keys = [], args = [] } = options;
   try {
-    return await redis.evalsha(script.sha, keys.length, ...keys, ...args);
+    return await redis.call("EVALSHA", script.sha, keys.length, ...keys, ...args);
   } catch (error) {
     if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
-    return await redis.eval(script.source, keys.length, ...keys, ...args);
+    return await redis.call("EVAL", script.source, keys.length, ...keys, ...args);
   }
 }
 

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./client.ts";
 
 /** Why a group is stalled, as stored. */
 export interface Stall {
@@ -37,14 +37,18 @@ function parseStall(text: string): Stall | undefined {
  *
  * @example
  * ```ts
+ * import { queueKeys } from "./mod.ts";
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
  * const stalls = await readStalls(redis, queueKeys("stock_quotes").stalled);
  * stalls.get("quote-store")?.dependency; // "postgresql"
  * ```
  */
-export async function readStalls(redis: Redis, key: string): Promise<Map<string, Stall>> {
-  const raw = await redis.hgetall(key);
+export async function readStalls(redis: RedisClient, key: string): Promise<Map<string, Stall>> {
+  const flat = await redis.call("HGETALL", key) as string[];
   const stalls = new Map<string, Stall>();
-  for (const [group, text] of Object.entries(raw)) {
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const [group, text] = [flat[i], flat[i + 1]];
     const stall = parseStall(text);
     if (stall !== undefined) stalls.set(group, stall);
   }
@@ -56,13 +60,16 @@ export async function readStalls(redis: Redis, key: string): Promise<Map<string,
  *
  * @example
  * ```ts
+ * import { queueKeys } from "./mod.ts";
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
  * await readStall(redis, { key: queueKeys("stock_quotes").stalled, group: "quote-store" });
  * ```
  */
 export async function readStall(
-  redis: Redis,
+  redis: RedisClient,
   where: { key: string; group: string },
 ): Promise<Stall | undefined> {
-  const text = await redis.hget(where.key, where.group);
+  const text = await redis.call("HGET", where.key, where.group) as string | null;
   return text === null ? undefined : parseStall(text);
 }

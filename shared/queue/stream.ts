@@ -7,6 +7,8 @@
  *
  * @example
  * ```ts
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
  * const stream = openStream(redis, "stock_quotes");
  * await stream.append([["symbol", "AAPL", "price", "190"]]);
  * const group = stream.group("price-alerts");
@@ -18,7 +20,7 @@
  * @module
  */
 
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./client.ts";
 import {
   checkBlock,
   checkCount,
@@ -53,6 +55,8 @@ export interface ReadOptions {
  *
  * @example
  * ```ts
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
  * const read = await readStreams(redis, [["stock_quotes", "0-0"], ["stock_alerts", "0-0"]], {
  *   blockMs: 5000,
  * });
@@ -60,7 +64,7 @@ export interface ReadOptions {
  * ```
  */
 export async function readStreams(
-  redis: Redis,
+  redis: RedisClient,
   streams: [key: string, afterId: string][],
   options: ReadOptions = {},
 ): Promise<Map<string, StreamEntry[]>> {
@@ -70,8 +74,7 @@ export async function readStreams(
   const args: (string | number)[] = ["COUNT", count];
   if (blockMs !== undefined) args.push("BLOCK", blockMs);
   args.push("STREAMS", ...streams.map(([key]) => key), ...streams.map(([, id]) => id));
-  // deno-lint-ignore no-explicit-any
-  const reply = await (redis as any).xread(...args) as [string, unknown][] | null;
+  const reply = await redis.call("XREAD", ...args) as [string, unknown][] | null;
   const out = new Map<string, StreamEntry[]>(streams.map(([key]) => [key, []]));
   for (const [key, entries] of reply ?? []) out.set(String(key), toEntries(entries));
   return out;
@@ -146,18 +149,20 @@ export interface GroupInfo {
  *
  * @example
  * ```ts
+ * import { Redis } from "ioredis";
+ * const redis = new Redis();
  * const stream = openStream(redis, "stock_quotes");
  * const info = await stream.info();
  * ```
  */
-export function openStream(redis: Redis, key: string): Stream {
+export function openStream(redis: RedisClient, key: string): Stream {
   return new Stream(redis, key);
 }
 
 /** A stream on one client: every command this module speaks about that key. */
 export class Stream {
   /** Client the commands go to. */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** Stream key. */
   readonly key: string;
 
@@ -166,10 +171,12 @@ export class Stream {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
    * const stream = new Stream(redis, "stock_quotes");
    * ```
    */
-  constructor(redis: Redis, key: string) {
+  constructor(redis: RedisClient, key: string) {
     this.redis = redis;
     this.key = key;
   }
@@ -179,6 +186,8 @@ export class Stream {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
    * const group = openStream(redis, "stock_quotes").group("price-alerts");
    * ```
    */
@@ -192,6 +201,10 @@ export class Stream {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
+   * import { openStream } from "./mod.ts";
+   * const stream = openStream(redis, "stock_quotes");
    * const result = await stream.append([["symbol", "AAPL"]], { maxLen: 100000 });
    * result.firstId; // "1700000000000-0"
    * ```
@@ -205,11 +218,13 @@ export class Stream {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
    * const length = await openStream(redis, "stock_alerts").length();
    * ```
    */
   async length(): Promise<number> {
-    return await this.redis.xlen(this.key);
+    return Number(await this.redis.call("XLEN", this.key));
   }
 
   /**
@@ -218,6 +233,10 @@ export class Stream {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
+   * import { openStream } from "./mod.ts";
+   * const stream = openStream(redis, "stock_quotes");
    * const info = await stream.info();
    * info?.length;
    * ```
@@ -225,7 +244,7 @@ export class Stream {
   async info(): Promise<StreamInfo | null> {
     let reply: unknown;
     try {
-      reply = await this.redis.xinfo("STREAM", this.key);
+      reply = await this.redis.call("XINFO", "STREAM", this.key);
     } catch (error) {
       if (error instanceof Error && /no such key/i.test(error.message)) return null;
       throw error;
@@ -246,6 +265,10 @@ export class Stream {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
+   * import { openStream } from "./mod.ts";
+   * const stream = openStream(redis, "stock_quotes");
    * const groups = await stream.groups();
    * groups.map((g) => [g.name, g.lag]);
    * ```
@@ -253,7 +276,7 @@ export class Stream {
   async groups(): Promise<GroupInfo[]> {
     let reply: unknown;
     try {
-      reply = await this.redis.xinfo("GROUPS", this.key);
+      reply = await this.redis.call("XINFO", "GROUPS", this.key);
     } catch (error) {
       if (error instanceof Error && /no such key/i.test(error.message)) return [];
       throw error;
@@ -276,6 +299,8 @@ export class Stream {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
    * const latest = await openStream(redis, "stock_alerts").range({ reverse: true, count: 20 });
    * ```
    */
@@ -283,8 +308,8 @@ export class Stream {
     const { start = "-", end = "+", count = 100, reverse = false } = options;
     checkCount("read entries", count);
     const reply = reverse
-      ? await this.redis.xrevrange(this.key, end, start, "COUNT", count)
-      : await this.redis.xrange(this.key, start, end, "COUNT", count);
+      ? await this.redis.call("XREVRANGE", this.key, end, start, "COUNT", count)
+      : await this.redis.call("XRANGE", this.key, start, end, "COUNT", count);
     return toEntries(reply);
   }
 
@@ -293,6 +318,10 @@ export class Stream {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
+   * import { openStream } from "./mod.ts";
+   * const stream = openStream(redis, "stock_quotes");
    * const entries = await stream.readAfter("0", { count: 10 });
    * ```
    */
@@ -303,8 +332,7 @@ export class Stream {
     const args: (string | number)[] = ["COUNT", count];
     if (blockMs !== undefined) args.push("BLOCK", blockMs);
     args.push("STREAMS", this.key, afterId);
-    // deno-lint-ignore no-explicit-any
-    const reply = await (this.redis as any).xread(...args) as [string, unknown][] | null;
+    const reply = await this.redis.call("XREAD", ...args) as [string, unknown][] | null;
     if (!reply || reply.length === 0) return [];
     return toEntries(reply[0][1]);
   }
@@ -316,6 +344,10 @@ export class Stream {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
+   * import { openStream } from "./mod.ts";
+   * const stream = openStream(redis, "stock_quotes");
    * const trimmed = await stream.trim(100000);
    * ```
    */
@@ -341,6 +373,10 @@ export class Stream {
    *
    * @example
    * ```ts
+   * import { Redis } from "ioredis";
+   * const redis = new Redis();
+   * import { openStream } from "./mod.ts";
+   * const stream = openStream(redis, "stock_quotes");
    * const needed = await stream.oldestNeededId();
    * ```
    */

@@ -359,6 +359,9 @@ function postgresStore(url: string, table: string): QuoteStore {
  *
  * @example
  * ```ts
+ * import { loadConfig } from "../config.ts";
+ * import type { Quote } from "../market/quotes.ts";
+ * declare const quote: Quote;
  * const store = createQuoteStore(loadConfig());
  * await store.write([{ id: "1700000000000-0", quote }]); // 1
  * await store.history("AAPL", { limit: 10 });
