@@ -5,6 +5,7 @@
  * @module
  */
 
+import { command } from "./client.ts";
 import type { CommitResult, OutputWrite, RetryMark } from "./commit.ts";
 import { fieldsToRecord, type StreamEntry } from "./entry.ts";
 import {
@@ -179,7 +180,7 @@ export async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promi
     const stateKey = keys.state(group);
     const names = [...new Set(decoded.flatMap((d) => d.key === undefined ? [] : [d.key]))];
     const stored = names.length > 0
-      ? await queue.redis.call("HMGET", stateKey, ...names) as (string | null)[]
+      ? await command(queue.redis, "HMGET", stateKey, ...names) as (string | null)[]
       : [];
     const states = new Map<string, unknown>();
     names.forEach((name, i) => states.set(name, stored[i] ? JSON.parse(stored[i]!) : undefined));

@@ -15,3 +15,20 @@ export interface RedisClient {
   /** Sends `command` with `args` and resolves to Redis's raw reply. */
   call(command: string, ...args: CommandArg[]): Promise<unknown>;
 }
+
+/**
+ * Sends `name` with `args` on `client`: the one place the engine sends a command.
+ *
+ * @example
+ * ```ts
+ * declare const redis: RedisClient;
+ * await command(redis, "XLEN", "stock_quotes");
+ * ```
+ */
+export function command(
+  client: RedisClient,
+  name: string,
+  ...args: CommandArg[]
+): Promise<unknown> {
+  return client.call(name, ...args);
+}

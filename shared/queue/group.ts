@@ -6,17 +6,19 @@
  * @module
  */
 
-import type { RedisClient } from "./client.ts";
+import { command, type RedisClient } from "./client.ts";
 import { checkBlock, checkCount, checkInteger, flatToRecord, toEntries } from "./_replies.ts";
 import type { StreamEntry } from "./entry.ts";
 import { commitChunk, type CommitOptions, type CommitResult } from "./commit.ts";
 import type { Fence } from "./lease.ts";
-import type {
-  ConsumerInfo,
-  DeleteIdleConsumersOptions,
-  PendingEntriesOptions,
-  PendingEntry,
-  PendingSummary,
+import {
+  type ConsumerInfo,
+  type DeleteIdleConsumersOptions,
+  parsePendingEntries,
+  parsePendingSummary,
+  type PendingEntriesOptions,
+  type PendingEntry,
+  type PendingSummary,
 } from "./pending.ts";
 import { runScript, SCRIPTS } from "./scripts.ts";
 
@@ -145,7 +147,8 @@ export class StreamGroup {
   async ensure(options: EnsureGroupOptions = {}): Promise<boolean> {
     const { startId = "0" } = options;
     try {
-      await this.stream.redis.call(
+      await command(
+        this.stream.redis,
         "XGROUP",
         "CREATE",
         this.stream.key,
@@ -159,7 +162,8 @@ export class StreamGroup {
       // A full Redis refuses XGROUP CREATE before it looks for the group, and
       // a drain of an existing group must still run so it can free memory.
       if (error instanceof Error && error.message.startsWith("OOM")) {
-        const groups = await this.stream.redis.call(
+        const groups = await command(
+          this.stream.redis,
           "XINFO",
           "GROUPS",
           this.stream.key,
@@ -175,10 +179,7 @@ export class StreamGroup {
    *
    * @example
    * ```ts
-   * import { Redis } from "ioredis";
-   * const redis = new Redis();
-   * import { openStream } from "./mod.ts";
-   * const group = openStream(redis, "stock_quotes").group("price-alerts");
+   * declare const group: StreamGroup;
    * const entries = await group.read("worker-1", { count: 100 });
    * ```
    */
@@ -189,7 +190,7 @@ export class StreamGroup {
     const args: (string | number)[] = ["GROUP", this.name, consumer, "COUNT", count];
     if (blockMs !== undefined) args.push("BLOCK", blockMs);
     args.push("STREAMS", this.stream.key, from);
-    const reply = await this.stream.redis.call("XREADGROUP", ...args) as
+    const reply = await command(this.stream.redis, "XREADGROUP", ...args) as
       | [string, unknown][]
       | null;
     if (!reply || reply.length === 0) return [];
@@ -204,10 +205,7 @@ export class StreamGroup {
    *
    * @example
    * ```ts
-   * import { Redis } from "ioredis";
-   * const redis = new Redis();
-   * import { openStream } from "./mod.ts";
-   * const group = openStream(redis, "stock_quotes").group("price-alerts");
+   * declare const group: StreamGroup;
    * import type { Lease } from "./mod.ts";
    * declare const lease: Lease;
    * const read = await group.readFenced("worker-1", lease, { count: 100 });
@@ -246,10 +244,7 @@ export class StreamGroup {
    *
    * @example
    * ```ts
-   * import { Redis } from "ioredis";
-   * const redis = new Redis();
-   * import { openStream } from "./mod.ts";
-   * const group = openStream(redis, "stock_quotes").group("price-alerts");
+   * declare const group: StreamGroup;
    * const { entries, next } = await group.claim("worker-2", 60000);
    * ```
    */
@@ -261,7 +256,8 @@ export class StreamGroup {
     const { start = "0-0", count = 100 } = options;
     checkInteger(minIdleMs, { action: "claim entries", name: "minIdleMs", min: 0 });
     checkCount("claim entries", count);
-    const reply = await this.stream.redis.call(
+    const reply = await command(
+      this.stream.redis,
       "XAUTOCLAIM",
       this.stream.key,
       this.name,
@@ -283,16 +279,13 @@ export class StreamGroup {
    *
    * @example
    * ```ts
-   * import { Redis } from "ioredis";
-   * const redis = new Redis();
-   * import { openStream } from "./mod.ts";
-   * const group = openStream(redis, "stock_quotes").group("price-alerts");
+   * declare const group: StreamGroup;
    * await group.ack(["1700000000000-0"]); // 1
    * ```
    */
   async ack(ids: string[]): Promise<number> {
     if (ids.length === 0) return 0;
-    return Number(await this.stream.redis.call("XACK", this.stream.key, this.name, ...ids));
+    return Number(await command(this.stream.redis, "XACK", this.stream.key, this.name, ...ids));
   }
 
   /**
@@ -300,27 +293,18 @@ export class StreamGroup {
    *
    * @example
    * ```ts
-   * import { Redis } from "ioredis";
-   * const redis = new Redis();
-   * import { openStream } from "./mod.ts";
-   * const group = openStream(redis, "stock_quotes").group("price-alerts");
+   * declare const group: StreamGroup;
    * const { count } = await group.pending();
    * ```
    */
   async pending(): Promise<PendingSummary> {
-    const reply = await this.stream.redis.call("XPENDING", this.stream.key, this.name) as unknown[];
-    const consumers = Array.isArray(reply[3])
-      ? (reply[3] as [string, string][]).map(([name, pending]) => ({
-        name,
-        pending: Number(pending),
-      }))
-      : [];
-    return {
-      count: Number(reply[0]),
-      minId: reply[1] ? String(reply[1]) : null,
-      maxId: reply[2] ? String(reply[2]) : null,
-      consumers,
-    };
+    const reply = await command(
+      this.stream.redis,
+      "XPENDING",
+      this.stream.key,
+      this.name,
+    );
+    return parsePendingSummary(reply);
   }
 
   /**
@@ -328,10 +312,7 @@ export class StreamGroup {
    *
    * @example
    * ```ts
-   * import { Redis } from "ioredis";
-   * const redis = new Redis();
-   * import { openStream } from "./mod.ts";
-   * const group = openStream(redis, "stock_quotes").group("price-alerts");
+   * declare const group: StreamGroup;
    * const [oldest] = await group.pendingEntries({ count: 1 });
    * ```
    */
@@ -340,18 +321,7 @@ export class StreamGroup {
     checkCount("list pending entries", count);
     const args: (string | number)[] = [this.stream.key, this.name, start, end, count];
     if (consumer !== undefined) args.push(consumer);
-    const reply = await this.stream.redis.call("XPENDING", ...args) as [
-      string,
-      string,
-      number,
-      number,
-    ][];
-    return reply.map(([id, name, idle, deliveries]) => ({
-      id,
-      consumer: name,
-      idleMs: Number(idle),
-      deliveries: Number(deliveries),
-    }));
+    return parsePendingEntries(await command(this.stream.redis, "XPENDING", ...args));
   }
 
   /**
@@ -359,15 +329,13 @@ export class StreamGroup {
    *
    * @example
    * ```ts
-   * import { Redis } from "ioredis";
-   * const redis = new Redis();
-   * import { openStream } from "./mod.ts";
-   * const group = openStream(redis, "stock_quotes").group("price-alerts");
+   * declare const group: StreamGroup;
    * const consumers = await group.consumers();
    * ```
    */
   async consumers(): Promise<ConsumerInfo[]> {
-    const reply = await this.stream.redis.call(
+    const reply = await command(
+      this.stream.redis,
       "XINFO",
       "CONSUMERS",
       this.stream.key,
@@ -386,10 +354,7 @@ export class StreamGroup {
    *
    * @example
    * ```ts
-   * import { Redis } from "ioredis";
-   * const redis = new Redis();
-   * import { openStream } from "./mod.ts";
-   * const group = openStream(redis, "stock_quotes").group("price-alerts");
+   * declare const group: StreamGroup;
    * const removed = await group.deleteIdleConsumers(3600000, { keep: "worker-1" });
    * ```
    */
@@ -410,10 +375,7 @@ export class StreamGroup {
    *
    * @example
    * ```ts
-   * import { Redis } from "ioredis";
-   * const redis = new Redis();
-   * import { openStream } from "./mod.ts";
-   * const group = openStream(redis, "stock_quotes").group("price-alerts");
+   * declare const group: StreamGroup;
    * import type { Lease } from "./mod.ts";
    * declare const lease: Lease;
    * const result = await group.commit(["1700000000000-0"], { fence: lease });

@@ -71,3 +71,27 @@ export interface DeleteIdleConsumersOptions {
    */
   keep?: string;
 }
+
+/** Parses XPENDING's summary form. */
+export function parsePendingSummary(reply: unknown): PendingSummary {
+  const r = reply as unknown[];
+  const consumers = Array.isArray(r[3])
+    ? (r[3] as [string, string][]).map(([name, pending]) => ({ name, pending: Number(pending) }))
+    : [];
+  return {
+    count: Number(r[0]),
+    minId: r[1] ? String(r[1]) : null,
+    maxId: r[2] ? String(r[2]) : null,
+    consumers,
+  };
+}
+
+/** Parses XPENDING's extended form. */
+export function parsePendingEntries(reply: unknown): PendingEntry[] {
+  return (reply as [string, string, number, number][]).map(([id, name, idle, deliveries]) => ({
+    id,
+    consumer: name,
+    idleMs: Number(idle),
+    deliveries: Number(deliveries),
+  }));
+}

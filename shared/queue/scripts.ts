@@ -7,7 +7,7 @@
  */
 
 import { createHash } from "node:crypto";
-import type { RedisClient } from "./client.ts";
+import { command, type RedisClient } from "./client.ts";
 import idHelpers from "./lua/_ids.lua" with { type: "text" };
 import appendSource from "./lua/append.lua" with { type: "text" };
 import commitSource from "./lua/commit.lua" with { type: "text" };
@@ -88,10 +88,10 @@ export async function runScript(
 ): Promise<unknown> {
   const { keys = [], args = [] } = options;
   try {
-    return await redis.call("EVALSHA", script.sha, keys.length, ...keys, ...args);
+    return await command(redis, "EVALSHA", script.sha, keys.length, ...keys, ...args);
   } catch (error) {
     if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
-    return await redis.call("EVAL", script.source, keys.length, ...keys, ...args);
+    return await command(redis, "EVAL", script.source, keys.length, ...keys, ...args);
   }
 }
 

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { RedisClient } from "./client.ts";
+import { command, type RedisClient } from "./client.ts";
 
 /** Why a group is stalled, as stored. */
 export interface Stall {
@@ -45,7 +45,7 @@ function parseStall(text: string): Stall | undefined {
  * ```
  */
 export async function readStalls(redis: RedisClient, key: string): Promise<Map<string, Stall>> {
-  const flat = await redis.call("HGETALL", key) as string[];
+  const flat = await command(redis, "HGETALL", key) as string[];
   const stalls = new Map<string, Stall>();
   for (let i = 0; i + 1 < flat.length; i += 2) {
     const [group, text] = [flat[i], flat[i + 1]];
@@ -70,6 +70,6 @@ export async function readStall(
   redis: RedisClient,
   where: { key: string; group: string },
 ): Promise<Stall | undefined> {
-  const text = await redis.call("HGET", where.key, where.group) as string | null;
+  const text = await command(redis, "HGET", where.key, where.group) as string | null;
   return text === null ? undefined : parseStall(text);
 }

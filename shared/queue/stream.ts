@@ -20,7 +20,7 @@
  * @module
  */
 
-import type { RedisClient } from "./client.ts";
+import { command, type RedisClient } from "./client.ts";
 import {
   checkBlock,
   checkCount,
@@ -74,7 +74,7 @@ export async function readStreams(
   const args: (string | number)[] = ["COUNT", count];
   if (blockMs !== undefined) args.push("BLOCK", blockMs);
   args.push("STREAMS", ...streams.map(([key]) => key), ...streams.map(([, id]) => id));
-  const reply = await redis.call("XREAD", ...args) as [string, unknown][] | null;
+  const reply = await command(redis, "XREAD", ...args) as [string, unknown][] | null;
   const out = new Map<string, StreamEntry[]>(streams.map(([key]) => [key, []]));
   for (const [key, entries] of reply ?? []) out.set(String(key), toEntries(entries));
   return out;
@@ -201,10 +201,7 @@ export class Stream {
    *
    * @example
    * ```ts
-   * import { Redis } from "ioredis";
-   * const redis = new Redis();
-   * import { openStream } from "./mod.ts";
-   * const stream = openStream(redis, "stock_quotes");
+   * declare const stream: Stream;
    * const result = await stream.append([["symbol", "AAPL"]], { maxLen: 100000 });
    * result.firstId; // "1700000000000-0"
    * ```
@@ -224,7 +221,7 @@ export class Stream {
    * ```
    */
   async length(): Promise<number> {
-    return Number(await this.redis.call("XLEN", this.key));
+    return Number(await command(this.redis, "XLEN", this.key));
   }
 
   /**
@@ -233,10 +230,7 @@ export class Stream {
    *
    * @example
    * ```ts
-   * import { Redis } from "ioredis";
-   * const redis = new Redis();
-   * import { openStream } from "./mod.ts";
-   * const stream = openStream(redis, "stock_quotes");
+   * declare const stream: Stream;
    * const info = await stream.info();
    * info?.length;
    * ```
@@ -244,7 +238,7 @@ export class Stream {
   async info(): Promise<StreamInfo | null> {
     let reply: unknown;
     try {
-      reply = await this.redis.call("XINFO", "STREAM", this.key);
+      reply = await command(this.redis, "XINFO", "STREAM", this.key);
     } catch (error) {
       if (error instanceof Error && /no such key/i.test(error.message)) return null;
       throw error;
@@ -265,10 +259,7 @@ export class Stream {
    *
    * @example
    * ```ts
-   * import { Redis } from "ioredis";
-   * const redis = new Redis();
-   * import { openStream } from "./mod.ts";
-   * const stream = openStream(redis, "stock_quotes");
+   * declare const stream: Stream;
    * const groups = await stream.groups();
    * groups.map((g) => [g.name, g.lag]);
    * ```
@@ -276,7 +267,7 @@ export class Stream {
   async groups(): Promise<GroupInfo[]> {
     let reply: unknown;
     try {
-      reply = await this.redis.call("XINFO", "GROUPS", this.key);
+      reply = await command(this.redis, "XINFO", "GROUPS", this.key);
     } catch (error) {
       if (error instanceof Error && /no such key/i.test(error.message)) return [];
       throw error;
@@ -308,8 +299,8 @@ export class Stream {
     const { start = "-", end = "+", count = 100, reverse = false } = options;
     checkCount("read entries", count);
     const reply = reverse
-      ? await this.redis.call("XREVRANGE", this.key, end, start, "COUNT", count)
-      : await this.redis.call("XRANGE", this.key, start, end, "COUNT", count);
+      ? await command(this.redis, "XREVRANGE", this.key, end, start, "COUNT", count)
+      : await command(this.redis, "XRANGE", this.key, start, end, "COUNT", count);
     return toEntries(reply);
   }
 
@@ -318,10 +309,7 @@ export class Stream {
    *
    * @example
    * ```ts
-   * import { Redis } from "ioredis";
-   * const redis = new Redis();
-   * import { openStream } from "./mod.ts";
-   * const stream = openStream(redis, "stock_quotes");
+   * declare const stream: Stream;
    * const entries = await stream.readAfter("0", { count: 10 });
    * ```
    */
@@ -332,7 +320,7 @@ export class Stream {
     const args: (string | number)[] = ["COUNT", count];
     if (blockMs !== undefined) args.push("BLOCK", blockMs);
     args.push("STREAMS", this.key, afterId);
-    const reply = await this.redis.call("XREAD", ...args) as [string, unknown][] | null;
+    const reply = await command(this.redis, "XREAD", ...args) as [string, unknown][] | null;
     if (!reply || reply.length === 0) return [];
     return toEntries(reply[0][1]);
   }
@@ -344,10 +332,7 @@ export class Stream {
    *
    * @example
    * ```ts
-   * import { Redis } from "ioredis";
-   * const redis = new Redis();
-   * import { openStream } from "./mod.ts";
-   * const stream = openStream(redis, "stock_quotes");
+   * declare const stream: Stream;
    * const trimmed = await stream.trim(100000);
    * ```
    */
@@ -373,10 +358,7 @@ export class Stream {
    *
    * @example
    * ```ts
-   * import { Redis } from "ioredis";
-   * const redis = new Redis();
-   * import { openStream } from "./mod.ts";
-   * const stream = openStream(redis, "stock_quotes");
+   * declare const stream: Stream;
    * const needed = await stream.oldestNeededId();
    * ```
    */
