@@ -1,0 +1,144 @@
+import assert from "node:assert/strict";
+import {
+  DependencyError,
+  drainGroup,
+  openQueue,
+  queueKeys,
+  readStalls,
+  replayDeadLetters,
+  resetGroupCache,
+  type SinkHandler,
+} from "../../shared/queue/mod.ts";
+import { startRedis, type TestRedis } from "../_redis_server.ts";
+import { type Word, wordCounter } from "./_words.ts";
+
+let server: TestRedis;
+
+async function fresh(namespace = "words") {
+  server ??= await startRedis();
+  await server.flush();
+  resetGroupCache();
+  const redis = server.client();
+  const queue = openQueue(redis, queueKeys(namespace), {
+    claimIdleMs: 200,
+    retryDelayMs: 0,
+    maxDeliveries: 2,
+  });
+  return { redis, queue };
+}
+
+Deno.test("a tiny group drains exactly once: state, outputs, counters and acks commit together", async () => {
+  const { redis, queue } = await fresh();
+  const words = ["apple", "avocado", "banana", "blueberry", "cherry"];
+  await queue.stream.append(words.map((w) => ["word", w]), {
+    counter: { key: queue.keys.counters, field: "emitted" },
+  });
+  const first = await drainGroup(queue, wordCounter(), { budgetMs: 2000 });
+  assert.equal(first.acked, 5);
+  assert.equal(first.outputs, 5);
+  assert.equal(first.lag, 0);
+  const again = await drainGroup(queue, wordCounter(), { budgetMs: 2000 });
+  assert.equal(again.read, 0);
+  assert.deepEqual(JSON.parse((await redis.hget(queue.keys.state("word-count"), "a"))!), [
+    "apple",
+    "avocado",
+  ]);
+  assert.equal(await redis.xlen("words:out"), 5);
+  const counters = await redis.hgetall(queue.keys.counters);
+  assert.equal(counters.emitted, "5");
+  assert.equal(counters["acked:word-count"], "5");
+  assert.equal(counters["outputs:word-count:word"], "5");
+  assert.ok(Number(counters["last_drain_ms:word-count"]) > 0);
+});
+
+Deno.test("a failing entry holds back only the later entries of its key, then goes to the dead letters", async () => {
+  const { redis, queue } = await fresh();
+  await queue.stream.append([["word", "apple"], ["word", "bad"], ["word", "banana"], [
+    "word",
+    "cherry",
+  ]]);
+  const handler = wordCounter({ failing: new Set(["bad"]) });
+  const first = await drainGroup(queue, handler, { budgetMs: 0, maxChunks: 1 });
+  assert.equal(first.acked, 2);
+  assert.equal(first.failed, 1);
+  assert.equal(first.deferred, 1);
+  // The retry is due after claimIdleMs; the second delivery is the last.
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  const second = await drainGroup(queue, handler, { budgetMs: 2000 });
+  assert.equal(second.deadLettered, 1);
+  assert.equal(second.acked, 2);
+  assert.deepEqual(JSON.parse((await redis.hget(queue.keys.state("word-count"), "b"))!), [
+    "banana",
+  ]);
+  assert.equal(await redis.hget(queue.keys.deadCount, "word-count"), "1");
+  const counters = await redis.hgetall(queue.keys.counters);
+  assert.equal(counters["failed:word-count"], "1");
+  assert.equal(counters["dead_lettered:word-count"], "1");
+  assert.equal(counters["claimed:word-count"], "2");
+
+  // Fixed, the replay succeeds and the dead letter leaves.
+  const replay = await replayDeadLetters(queue, wordCounter(), {});
+  assert.deepEqual([replay.attempted, replay.succeeded, replay.failed], [1, 1, 0]);
+  assert.equal(await redis.xlen(queue.keys.deadLetters), 0);
+  assert.equal(await redis.hget(queue.keys.deadCount, "word-count"), "0");
+  assert.equal((await redis.hgetall(queue.keys.counters))["replayed:word-count"], "1");
+  assert.deepEqual(JSON.parse((await redis.hget(queue.keys.state("word-count"), "b"))!), [
+    "banana",
+    "bad",
+  ]);
+});
+
+Deno.test("an entry that cannot be decoded is dead-lettered at once, without retries", async () => {
+  const { redis, queue } = await fresh();
+  await queue.stream.append([["noise", "x"], ["word", "kiwi"]]);
+  const result = await drainGroup(queue, wordCounter(), { budgetMs: 2000 });
+  assert.equal(result.deadLettered, 1);
+  assert.equal(result.acked, 2);
+  const [letter] = await redis.xrange(queue.keys.deadLetters, "-", "+");
+  assert.match(letter[1][letter[1].indexOf("error") + 1], /^PoisonError: Entry has no word/);
+});
+
+Deno.test("a new group starts at the end of the stream by default, at 0 on request", async () => {
+  const { queue } = await fresh();
+  await queue.stream.append([["word", "old"]]);
+  const fromEnd = await drainGroup(queue, wordCounter({ start: undefined, name: "late" }));
+  const fromZero = await drainGroup(queue, wordCounter({ name: "early" }));
+  assert.equal(fromEnd.read, 0);
+  assert.equal(fromZero.read, 1);
+  await queue.stream.append([["word", "new"]]);
+  assert.equal((await drainGroup(queue, wordCounter({ start: undefined, name: "late" }))).read, 1);
+});
+
+Deno.test("a sink whose dependency fails stalls the group: nothing acked, no delivery counted", async () => {
+  const { redis, queue } = await fresh();
+  await queue.stream.append([["word", "fig"], ["word", "grape"]]);
+  let up = false;
+  const written: string[] = [];
+  const sink: SinkHandler<Word> = {
+    name: "sink",
+    start: "0",
+    decode: (fields) => ({ word: fields[1] }),
+    key: (item) => item.word,
+    write(items) {
+      if (!up) return Promise.reject(new DependencyError("disk", "Cannot write the file"));
+      written.push(...items.map((i) => i.item.word));
+      return Promise.resolve();
+    },
+  };
+  const stalled = await drainGroup(queue, sink, { budgetMs: 500 });
+  assert.equal(stalled.acked, 0);
+  assert.equal(stalled.stalled?.dependency, "disk");
+  assert.equal((await readStalls(redis, queue.keys.stalled)).get("sink")?.failures, 1);
+  const [pending] = await queue.stream.group("sink").pendingEntries();
+  assert.equal(pending.deliveries, 0);
+  up = true;
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  const recovered = await drainGroup(queue, sink, { budgetMs: 2000 });
+  assert.equal(recovered.acked, 2);
+  assert.deepEqual(written, ["fig", "grape"]);
+  assert.equal((await readStalls(redis, queue.keys.stalled)).size, 0);
+});
+
+Deno.test("engine tests close their redis-server", async () => {
+  await server?.stop();
+});
