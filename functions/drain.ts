@@ -66,7 +66,16 @@ export async function drainOne(
     });
     observeDrain(result);
     span.setAttributes({ ...drainAttributes(result), "tickstream.busy": result.busy });
-    log("debug", `Drained group "${group}"`, { ...drainAttributes(result), trigger });
+    const { read, acked, failed, deadLettered, lag, durationMs } = result;
+    log("debug", `Drained group "${group}"`, {
+      trigger,
+      read,
+      acked,
+      failed,
+      dead_lettered: deadLettered,
+      lag,
+      duration_ms: durationMs,
+    });
     if (result.stalled !== null) {
       const { dependency, error, retryAfterMs } = result.stalled;
       throw new GroupStalledError(
