@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { GROUP_NAMES } from "../shared/group_names.ts";
+import { formatLine, setLogFormat } from "../shared/log.ts";
+import { registerSecret } from "../shared/redact.ts";
+import { withSpan } from "../shared/trace.ts";
 import { freePort, startRedis } from "./_redis_server.ts";
 
 /** One span as OTLP http/json carries it, with its attributes flattened. */
@@ -293,5 +296,42 @@ Deno.test("each cron run is one span, drain-all or emit-paced, with a child span
     await receiver.server.shutdown();
     await redis.stop();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("log lines: text stays the plain message, json is one redacted object with the span's group, invocation id and no secret", async () => {
+  registerSecret("log-secret-token-9");
+  try {
+    setLogFormat("text");
+    assert.equal(
+      formatLine("info", "tickstream listening on http://127.0.0.1:8000/"),
+      "tickstream listening on http://127.0.0.1:8000/",
+    );
+    assert.equal(
+      formatLine("error", "Emit cron failed", { error: new Error("Bad log-secret-token-9") }),
+      "Emit cron failed: Error: Bad ***",
+    );
+    setLogFormat("json");
+    const outside = JSON.parse(formatLine("warn", "Plain"));
+    assert.deepEqual(Object.keys(outside).sort(), ["level", "msg", "time"]);
+    const inside = await withSpan("drain price-alerts", () =>
+      Promise.resolve(
+        JSON.parse(
+          formatLine("info", "Token log-secret-token-9 at redis://u:pw1234@h:6379", {
+            acked: 3,
+            nested: { url: "redis://u:pw1234@h:6379" },
+          }),
+        ),
+      ), { attributes: { "tickstream.group": "price-alerts" } });
+    assert.equal(inside.level, "info");
+    assert.equal(inside.msg, "Token *** at redis://u:***@h:6379");
+    assert.equal(inside.group, "price-alerts");
+    assert.match(inside.invocation, /^[0-9a-f]{16}$/);
+    assert.equal(inside.acked, 3);
+    assert.deepEqual(inside.nested, { url: "redis://u:***@h:6379" });
+    assert.ok(!Number.isNaN(Date.parse(inside.time)));
+    assert.throws(() => setLogFormat("xml" as "json"), RangeError);
+  } finally {
+    setLogFormat("text");
   }
 });
