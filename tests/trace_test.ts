@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { GROUP_NAMES } from "../shared/group_names.ts";
 import { formatLine, setLogFormat } from "../shared/log.ts";
-import { registerSecret } from "../shared/redact.ts";
+import { ConfigError, loadConfig } from "../shared/config.ts";
+import { redact, registerSecret } from "../shared/redact.ts";
 import { withSpan } from "../shared/trace.ts";
 import { freePort, startRedis } from "./_redis_server.ts";
 
@@ -334,4 +335,21 @@ Deno.test("log lines: text stays the plain message, json is one redacted object 
   } finally {
     setLogFormat("text");
   }
+});
+
+Deno.test("LOG_FORMAT takes text or json and stops start-up on anything else; METRICS_TOKEN is kept out of messages", () => {
+  assert.equal(loadConfig({}).logFormat, "text");
+  assert.equal(loadConfig({ LOG_FORMAT: " JSON " }).logFormat, "json");
+  assert.throws(
+    () => loadConfig({ LOG_FORMAT: "xml" }),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      error.problems.includes(
+        'Cannot read LOG_FORMAT as it must be text or json: current value is "xml"',
+      ),
+  );
+  const config = loadConfig({ METRICS_TOKEN: " scrape-secret-77 " });
+  assert.equal(config.metricsToken, "scrape-secret-77");
+  assert.equal(loadConfig({ METRICS_TOKEN: "" }).metricsToken, undefined);
+  assert.equal(redact("token scrape-secret-77"), "token ***");
 });
