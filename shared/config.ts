@@ -222,10 +222,11 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
   registerSecret(token);
   const metricsToken = (env.METRICS_TOKEN ?? "").trim();
   registerSecret(metricsToken);
-  const logFormat = read.text("LOG_FORMAT", "text").toLowerCase();
+  const rawLogFormat = read.text("LOG_FORMAT", "text");
+  const logFormat = rawLogFormat.toLowerCase();
   if (logFormat !== "text" && logFormat !== "json") {
     read.problem(
-      `Cannot read LOG_FORMAT as it must be text or json: current value is "${logFormat}"`,
+      `Cannot read LOG_FORMAT as it must be text or json: current value is "${rawLogFormat}"`,
     );
   }
   const databaseUrl = read.text("DATABASE_URL", "");

@@ -341,11 +341,11 @@ Deno.test("LOG_FORMAT takes text or json and stops start-up on anything else; ME
   assert.equal(loadConfig({}).logFormat, "text");
   assert.equal(loadConfig({ LOG_FORMAT: " JSON " }).logFormat, "json");
   assert.throws(
-    () => loadConfig({ LOG_FORMAT: "xml" }),
+    () => loadConfig({ LOG_FORMAT: "XML" }),
     (error: unknown) =>
       error instanceof ConfigError &&
       error.problems.includes(
-        'Cannot read LOG_FORMAT as it must be text or json: current value is "xml"',
+        'Cannot read LOG_FORMAT as it must be text or json: current value is "XML"',
       ),
   );
   const config = loadConfig({ METRICS_TOKEN: " scrape-secret-77 " });
