@@ -9,11 +9,13 @@
 import { drainAll } from "./functions/drain.ts";
 import { closeLive } from "./functions/live.ts";
 import { emitPaced } from "./functions/emit_quotes.ts";
+import { createMetricsApp } from "./functions/metrics.ts";
 import { createApp } from "./shared/app.ts";
 import { type Config, ConfigError, isLoopbackHost, loadConfig } from "./shared/config.ts";
 import { defaultDeps } from "./shared/http.ts";
+import { log, setLogFormat } from "./shared/log.ts";
 import { closeQuoteStores } from "./shared/store/quote_store.ts";
-import { describeError, redactUrl } from "./shared/redact.ts";
+import { redactUrl } from "./shared/redact.ts";
 import { closeAllRedis, describeRedisProblem, redisProblem } from "./shared/redis.ts";
 
 /** Longest a stop may take before the process exits anyway, in ms. */
@@ -24,15 +26,18 @@ function configOrExit(): Config {
     return loadConfig();
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
+    // Plain lines: LOG_FORMAT itself may be among the problems.
     for (const line of error.problems) console.error(line);
     Deno.exit(2);
   }
 }
 
 const config = configOrExit();
+setLogFormat(config.logFormat);
 const stopping = new AbortController();
 const deps = { ...defaultDeps(config), signal: stopping.signal };
 const app = createApp(deps);
+app.route("/", createMetricsApp(deps));
 const crons = new AbortController();
 
 const lastWarning = new Map<string, number>();
@@ -42,7 +47,7 @@ function warnOncePerMinute(kind: string, line: string): void {
   const now = Date.now();
   if (now - (lastWarning.get(kind) ?? 0) < 60000) return;
   lastWarning.set(kind, now);
-  console.error(line);
+  log("error", line);
 }
 
 /** One line for a failed cron run: a Redis problem in words, anything else redacted. */
@@ -51,7 +56,7 @@ function reportCronFailure(cron: string, error: unknown): void {
   if (problem !== undefined) {
     warnOncePerMinute(`redis-${problem}`, `${cron} cron: ${describeRedisProblem(problem)}`);
   } else {
-    console.error(`${cron} cron failed: ${describeError(error)}`);
+    log("error", `${cron} cron failed`, { error });
   }
 }
 
@@ -101,16 +106,17 @@ function serveOrExit(): Deno.HttpServer {
       hostname: config.host,
       port: config.port,
       onListen({ hostname, port }) {
-        console.log(`tickstream listening on http://${hostname}:${port}/`);
+        log("info", `tickstream listening on http://${hostname}:${port}/`);
       },
     }, app.fetch);
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {
-      console.error(
+      log(
+        "error",
         `Cannot listen on ${config.host}:${config.port} as the port is in use: stop the other server or set PORT to a free port`,
       );
     } else {
-      console.error(`Cannot listen on ${config.host}:${config.port}: ${describeError(error)}`);
+      log("error", `Cannot listen on ${config.host}:${config.port}`, { error });
     }
     Deno.exit(1);
   }
@@ -119,7 +125,8 @@ function serveOrExit(): Deno.HttpServer {
 const server = serveOrExit();
 
 if (config.functionsToken === undefined && !config.deployed) {
-  console.warn(
+  log(
+    "warn",
     isLoopbackHost(config.host)
       ? `FUNCTIONS_TOKEN is not set: the operator routes (emit, drain, report, dead letters) are open to every program on this machine`
       : `FUNCTIONS_TOKEN is not set: the operator routes answer 503 on ${config.host}; set FUNCTIONS_TOKEN to use them`,
@@ -153,9 +160,9 @@ let stopped = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopped) return;
   stopped = true;
-  console.log(`Received ${signal}: stopping`);
+  log("info", `Received ${signal}: stopping`);
   const forced = setTimeout(() => {
-    console.error(`Stop took longer than ${STOP_BOUND_MS} ms: exiting anyway`);
+    log("error", `Stop took longer than ${STOP_BOUND_MS} ms: exiting anyway`);
     Deno.exit(1);
   }, STOP_BOUND_MS);
   crons.abort();

@@ -24,6 +24,9 @@ import {
   requireJson,
   requireToken,
 } from "../shared/http.ts";
+import { log } from "../shared/log.ts";
+import { observeDrain } from "../shared/metrics/mod.ts";
+import { drainAttributes, withSpan } from "../shared/trace.ts";
 
 /** Options of {@linkcode drainOne}. */
 export interface DrainOneOptions {
@@ -59,24 +62,39 @@ export async function drainOne(
   const definition = findGroup(group);
   if (definition === undefined) throw new NotFoundError(`Unknown consumer group: "${group}"`);
   const { count = 100, budgetMs, trigger = "http" } = options;
-  const queue = stockQueue(deps);
-  const drained = await drainGroup(queue, handlerOf(deps, queue, definition), {
-    count,
-    // Without a budget: exactly one chunk, and no waiting for a retry to come due.
-    budgetMs: budgetMs ?? 0,
-    maxChunks: budgetMs === undefined ? 1 : Infinity,
-    consumer: consumerName(trigger, { deploymentId: deps.config.deploymentId }),
-    signal: deps.signal,
-  });
-  const result = { ...drained, alerts: drained.outputs };
-  if (result.stalled !== null) {
-    const { dependency, error, retryAfterMs } = result.stalled;
-    throw new GroupStalledError(
-      `Cannot drain group "${group}" as its dependency ${dependency} failed: ${error}; its entries stay pending, ${result.acked} were stored before`,
-      { group, dependency, retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) },
-    );
-  }
-  return result;
+  const attributes = { "tickstream.group": group, "tickstream.trigger": trigger };
+  return await withSpan(`drain ${group}`, async function tracedDrain(span) {
+    const queue = stockQueue(deps);
+    const drained = await drainGroup(queue, handlerOf(deps, queue, definition), {
+      count,
+      // Without a budget: exactly one chunk, and no waiting for a retry to come due.
+      budgetMs: budgetMs ?? 0,
+      maxChunks: budgetMs === undefined ? 1 : Infinity,
+      consumer: consumerName(trigger, { deploymentId: deps.config.deploymentId }),
+      signal: deps.signal,
+    });
+    const result = { ...drained, alerts: drained.outputs };
+    observeDrain(result);
+    span.setAttributes({ ...drainAttributes(result), "tickstream.busy": result.busy });
+    const { read, acked, failed, deadLettered, lag, durationMs } = result;
+    log("debug", `Drained group "${group}"`, {
+      trigger,
+      read,
+      acked,
+      failed,
+      dead_lettered: deadLettered,
+      lag,
+      duration_ms: durationMs,
+    });
+    if (result.stalled !== null) {
+      const { dependency, error, retryAfterMs } = result.stalled;
+      throw new GroupStalledError(
+        `Cannot drain group "${group}" as its dependency ${dependency} failed: ${error}; its entries stay pending, ${result.acked} were stored before`,
+        { group, dependency, retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) },
+      );
+    }
+    return result;
+  }, { attributes });
 }
 
 /** Options of {@linkcode drainAll}. */
@@ -103,15 +121,22 @@ export async function drainAll(
   options: DrainAllOptions = {},
 ): Promise<(DrainResponse | { group: string; error: string })[]> {
   const { budgetMs = deps.config.drainBudgetMs, count = 100 } = options;
-  return await Promise.all(
-    GROUPS.map(async function drainEach(g) {
-      try {
-        return await drainOne(deps, g.group, { budgetMs, count, trigger: "cron" });
-      } catch (error) {
-        return { group: g.group, error: error instanceof Error ? error.message : String(error) };
-      }
+  return await withSpan("drain-all", async function tracedDrainAll() {
+    return await Promise.all(
+      GROUPS.map(async function drainEach(g) {
+        try {
+          return await drainOne(deps, g.group, { budgetMs, count, trigger: "cron" });
+        } catch (error) {
+          return { group: g.group, error: error instanceof Error ? error.message : String(error) };
+        }
+      }),
+    );
+  }, {
+    attributes: { "tickstream.trigger": "cron" },
+    resultAttributes: (results) => ({
+      "tickstream.failed_groups": results.filter((r) => "error" in r).length,
     }),
-  );
+  });
 }
 
 /** Builds the drain function's app. */

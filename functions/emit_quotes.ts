@@ -29,6 +29,9 @@ import {
   requireJson,
   requireToken,
 } from "../shared/http.ts";
+import { log } from "../shared/log.ts";
+import { observeEmit } from "../shared/metrics/mod.ts";
+import { withSpan } from "../shared/trace.ts";
 import { latestRest } from "../shared/market/latest.ts";
 import { encodeQuote, SYMBOL_PATTERN } from "../shared/market/quotes.ts";
 import { isRedisUnavailable } from "../shared/redis.ts";
@@ -121,7 +124,15 @@ export async function checkBackpressure(deps: Deps): Promise<void> {
  * simulator state (guarded by its version, so concurrent emits continue one
  * walk), the latest quote per symbol and, with a key, the idempotency record.
  */
-export async function emitQuotes(deps: Deps, options: EmitOptions = {}): Promise<EmitResult> {
+export function emitQuotes(deps: Deps, options: EmitOptions = {}): Promise<EmitResult> {
+  return withSpan("emit-quotes", () => appendQuotes(deps, options), {
+    attributes: { "tickstream.ticks": options.ticks ?? 1 },
+    resultAttributes: (r) => ({ "tickstream.emitted": r.emitted }),
+  });
+}
+
+async function appendQuotes(deps: Deps, options: EmitOptions): Promise<EmitResult> {
+  const started = performance.now();
   const { config } = deps;
   const { ticks = 1, symbols = config.symbols, idempotencyKey, fingerprint = "" } = options;
   const redis = deps.redis();
@@ -192,6 +203,7 @@ export async function emitQuotes(deps: Deps, options: EmitOptions = {}): Promise
         counter: { key: keys.counters, field: "emitted" },
       });
       if (result.status === "ok") {
+        observeEmit(performance.now() - started);
         idem = undefined;
         return {
           stream: result.stream!,
@@ -286,7 +298,17 @@ function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
  * const result = await emitPaced(defaultDeps(loadConfig()), { budgetMs: 5000 });
  * ```
  */
-export async function emitPaced(deps: Deps, options: EmitPacedOptions = {}): Promise<PacedResult> {
+export function emitPaced(deps: Deps, options: EmitPacedOptions = {}): Promise<PacedResult> {
+  return withSpan("emit-paced", async function tracedPaced() {
+    const result = await emitTicks(deps, options);
+    log("debug", `Emitted ${result.emitted} quotes in ${result.ticks} ticks`, { ...result });
+    return result;
+  }, {
+    resultAttributes: (r) => ({ "tickstream.emitted": r.emitted, "tickstream.ticks": r.ticks }),
+  });
+}
+
+async function emitTicks(deps: Deps, options: EmitPacedOptions): Promise<PacedResult> {
   const { config } = deps;
   const {
     budgetMs = config.emitBudgetMs,

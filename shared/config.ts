@@ -32,6 +32,10 @@ export interface Config extends AnalysisSettings {
   host: string;
   /** Bearer token protecting the operator functions; undefined when unset. */
   functionsToken: string | undefined;
+  /** Bearer token of GET /metrics (METRICS_TOKEN); undefined: FUNCTIONS_TOKEN guards it. */
+  metricsToken: string | undefined;
+  /** Log line format (LOG_FORMAT): "text" for people, "json" for one object per line. */
+  logFormat: "text" | "json";
   /** True on Deno Deploy (DENO_DEPLOYMENT_ID set). */
   deployed: boolean;
   /** Deno Deploy deployment id (DENO_DEPLOYMENT_ID), part of consumer names; undefined locally. */
@@ -216,6 +220,15 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
   }
   const token = (env.FUNCTIONS_TOKEN ?? "").trim();
   registerSecret(token);
+  const metricsToken = (env.METRICS_TOKEN ?? "").trim();
+  registerSecret(metricsToken);
+  const rawLogFormat = read.text("LOG_FORMAT", "text");
+  const logFormat = rawLogFormat.toLowerCase();
+  if (logFormat !== "text" && logFormat !== "json") {
+    read.problem(
+      `Cannot read LOG_FORMAT as it must be text or json: current value is "${rawLogFormat}"`,
+    );
+  }
   const databaseUrl = read.text("DATABASE_URL", "");
   if (databaseUrl !== "") {
     let pg: URL | undefined;
@@ -262,6 +275,8 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     port: read.integer("PORT", { fallback: 8000, min: 0, max: 65535 }),
     host,
     functionsToken: token === "" ? undefined : token,
+    metricsToken: metricsToken === "" ? undefined : metricsToken,
+    logFormat: logFormat === "json" ? "json" : "text",
     deployed: (env.DENO_DEPLOYMENT_ID ?? "") !== "",
     deploymentId: (env.DENO_DEPLOYMENT_ID ?? "") === "" ? undefined : env.DENO_DEPLOYMENT_ID,
     streamKey,
