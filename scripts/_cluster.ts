@@ -1,0 +1,478 @@
+/**
+ * Private helper: runs a local Redis Cluster (masters plus replicas) as child
+ * redis-server processes, one directory per node, for tests and
+ * `deno task dev:cluster`. Nodes run in the foreground as children, so a
+ * killed node is really gone once its status resolves (daemonized ones linger).
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { Redis } from "ioredis";
+
+/** A node of a {@linkcode LocalCluster}. */
+export interface LocalClusterNode {
+  /** Address it listens on. */
+  host: string;
+  /** Port it listens on; its cluster bus is port + 10000. */
+  port: number;
+  /** Its role as last seen in CLUSTER NODES. */
+  role: "master" | "replica";
+  /** Its cluster node id. */
+  id: string;
+  /** Its data directory (nodes.conf, log). */
+  dir: string;
+  /** False once killed or stopped. */
+  alive: boolean;
+}
+
+/** What {@linkcode LocalCluster.waitForFailover} saw. */
+export interface FailoverResult {
+  /** The replica that took over the killed master's slots. */
+  newMaster: LocalClusterNode;
+  /** Time from the kill until every live node reported cluster_state:ok again, in ms. */
+  elapsedMs: number;
+}
+
+/** Options of {@linkcode LocalCluster.waitForFailover}. */
+export interface WaitForFailoverOptions {
+  /**
+   * Longest wait for the promotion, in ms.
+   * @default {20000}
+   */
+  timeoutMs?: number;
+}
+
+/** A running local cluster; call `stop()` when done. */
+export interface LocalCluster {
+  /** Every node, masters first as created; roles and liveness are kept up to date. */
+  readonly nodes: LocalClusterNode[];
+  /** `host:port,...` of every node, the REDIS_CLUSTER_NODES format. */
+  readonly seeds: string;
+  /** Milliseconds from the first spawn until every node was ready. */
+  readonly startupMs: number;
+  /** The live master serving `key` (CLUSTER KEYSLOT, then CLUSTER NODES). */
+  masterFor(key: string): Promise<LocalClusterNode>;
+  /** Kills the master on `port` with SIGKILL and waits until its process is gone. */
+  killMaster(port: number): Promise<void>;
+  /** Waits until a replica of the master killed on `port` serves its slots and the cluster is ok. */
+  waitForFailover(port: number, options?: WaitForFailoverOptions): Promise<FailoverResult>;
+  /** Kills every node; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Options of {@linkcode startLocalCluster}. */
+export interface LocalClusterOptions {
+  /**
+   * Number of masters (the hash slots are split between them).
+   * @default {3}
+   */
+  masters?: number;
+  /**
+   * Replicas per master.
+   * @default {1}
+   */
+  replicasPerMaster?: number;
+  /**
+   * First port of a consecutive range; undefined picks free ports at random.
+   * @default {undefined}
+   */
+  basePort?: number;
+  /**
+   * cluster-node-timeout: how long a master may be silent before failover, in ms.
+   * @default {2000}
+   */
+  nodeTimeoutMs?: number;
+  /**
+   * Password every node requires (requirepass, masterauth).
+   * @default {undefined}
+   */
+  password?: string;
+  /**
+   * Longest wait for the cluster to come up, in ms.
+   * @default {30000}
+   */
+  readyTimeoutMs?: number;
+}
+
+/** Raised when a local cluster cannot be started or does not reach the asked state. */
+export class LocalClusterError extends Error {
+  /** Creates the error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "LocalClusterError";
+  }
+}
+
+const HOST = "127.0.0.1";
+const BUS_OFFSET = 10000;
+
+function portFree(port: number): boolean {
+  try {
+    Deno.listen({ hostname: HOST, port }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Picks `count` ports whose bus ports (port + 10000) are free too. */
+export function pickClusterPorts(count: number, basePort?: number): number[] {
+  if (basePort !== undefined) {
+    const ports = Array.from({ length: count }, (_, i) => basePort + i);
+    const taken = ports.filter((port) => !portFree(port) || !portFree(port + BUS_OFFSET));
+    if (taken.length > 0) {
+      throw new LocalClusterError(
+        `Cannot use ports ${ports[0]}-${ports.at(-1)} as ${
+          taken.join(", ")
+        } or their bus ports (+${BUS_OFFSET}) are taken`,
+      );
+    }
+    return ports;
+  }
+  // Below the ephemeral range (32768+), so outgoing sockets do not take a bus port.
+  const ports: number[] = [];
+  for (let attempt = 0; ports.length < count && attempt < 1000; attempt++) {
+    const port = 10000 + Math.floor(Math.random() * 12000);
+    if (ports.includes(port) || ports.includes(port + BUS_OFFSET)) continue;
+    if (ports.includes(port - BUS_OFFSET)) continue;
+    if (portFree(port) && portFree(port + BUS_OFFSET)) ports.push(port);
+  }
+  if (ports.length < count) {
+    throw new LocalClusterError(`Cannot find ${count} free port pairs for a local cluster`);
+  }
+  return ports;
+}
+
+/** Runs one command on one node over a short-lived connection. */
+export async function nodeCommand(
+  port: number,
+  args: string[],
+  password?: string,
+): Promise<unknown> {
+  const redis = new Redis({
+    host: HOST,
+    port,
+    password,
+    lazyConnect: true,
+    connectTimeout: 1000,
+    commandTimeout: 2000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  });
+  redis.on("error", () => {});
+  try {
+    await redis.connect();
+    return await redis.call(args[0], ...args.slice(1));
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** One line of CLUSTER NODES. */
+interface NodeLine {
+  id: string;
+  port: number;
+  flags: string[];
+  masterId: string | undefined;
+  slots: [number, number][];
+}
+
+function parseClusterNodesReply(reply: string): NodeLine[] {
+  return reply.trim().split("\n").filter(Boolean).map(function parseLine(line) {
+    const [id, address, flags, masterId, , , , , ...slotFields] = line.trim().split(" ");
+    const slots: [number, number][] = [];
+    // Importing/migrating markers look like [5-<-id]; they own no slot.
+    for (const field of slotFields.filter((field) => !field.startsWith("["))) {
+      const [from, to = from] = field.split("-").map(Number);
+      slots.push([from, to]);
+    }
+    return {
+      id,
+      port: Number(/:(\d+)@/.exec(address)?.[1]),
+      flags: flags.split(","),
+      masterId: masterId === "-" ? undefined : masterId,
+      slots,
+    };
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Starts a local cluster with one directory per node under `dir` (created when missing). */
+export async function startLocalCluster(
+  dir: string,
+  options: LocalClusterOptions = {},
+): Promise<LocalCluster> {
+  const {
+    masters = 3,
+    replicasPerMaster = 1,
+    basePort,
+    nodeTimeoutMs = 2000,
+    password,
+    readyTimeoutMs = 30000,
+  } = options;
+  for (
+    const [name, value, min] of [["masters", masters, 3], [
+      "replicasPerMaster",
+      replicasPerMaster,
+      0,
+    ]] as const
+  ) {
+    if (!Number.isInteger(value) || value < min) {
+      throw new RangeError(
+        `Cannot start local cluster as '${name}' must be an integer >= ${min}: current value is ${value}`,
+      );
+    }
+  }
+  if (!Number.isInteger(nodeTimeoutMs) || nodeTimeoutMs < 100) {
+    throw new RangeError(
+      `Cannot start local cluster as 'nodeTimeoutMs' must be an integer >= 100: current value is ${nodeTimeoutMs}`,
+    );
+  }
+  const started = Date.now();
+  const ports = pickClusterPorts(masters * (1 + replicasPerMaster), basePort);
+  const processes = new Map<number, Deno.ChildProcess>();
+  const exited = new Set<number>();
+  const stopping = new Set<number>();
+  const nodes: LocalClusterNode[] = [];
+  const killed = new Map<number, { at: number; id: string; slot: number }>();
+
+  async function killNode(port: number): Promise<void> {
+    const process = processes.get(port);
+    if (!process) return;
+    stopping.add(port);
+    try {
+      process.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await process.status;
+    processes.delete(port);
+    const node = nodes.find((node) => node.port === port);
+    if (node) node.alive = false;
+  }
+
+  async function stop(): Promise<void> {
+    await Promise.all([...processes.keys()].map(killNode));
+  }
+
+  function livePorts(): number[] {
+    return ports.filter((port) => processes.has(port) && !exited.has(port));
+  }
+
+  async function clusterNodes(): Promise<NodeLine[]> {
+    let lastError: unknown;
+    for (const port of livePorts()) {
+      try {
+        return parseClusterNodesReply(
+          String(await nodeCommand(port, ["CLUSTER", "NODES"], password)),
+        );
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw new LocalClusterError("Cannot read CLUSTER NODES from any live node", {
+      cause: lastError,
+    });
+  }
+
+  async function refreshRoles(): Promise<NodeLine[]> {
+    const lines = await clusterNodes();
+    for (const line of lines) {
+      const node = nodes.find((node) => node.port === line.port);
+      if (!node) continue;
+      node.id = line.id;
+      node.role = line.flags.includes("master") ? "master" : "replica";
+    }
+    return lines;
+  }
+
+  /** Every live node says cluster_state:ok, knows its role, and each replica's link is up. */
+  async function allReady(expectedReplicas?: number): Promise<boolean> {
+    let replicas = 0;
+    for (const node of nodes.filter((node) => node.alive)) {
+      try {
+        const info = String(await nodeCommand(node.port, ["CLUSTER", "INFO"], password));
+        if (!info.includes("cluster_state:ok")) return false;
+        // A node's own line is the authority on its role; others learn it by gossip.
+        const lines = parseClusterNodesReply(
+          String(await nodeCommand(node.port, ["CLUSTER", "NODES"], password)),
+        );
+        const myself = lines.find((line) => line.flags.includes("myself"));
+        if (!myself) return false;
+        node.id = myself.id;
+        node.role = myself.flags.includes("master") ? "master" : "replica";
+        if (node.role === "replica") {
+          replicas++;
+          const replication = String(
+            await nodeCommand(node.port, ["INFO", "replication"], password),
+          );
+          if (!replication.includes("master_link_status:up")) return false;
+        }
+      } catch {
+        return false;
+      }
+    }
+    return expectedReplicas === undefined || replicas === expectedReplicas;
+  }
+
+  async function logTail(port: number): Promise<string> {
+    const text = await Deno.readTextFile(join(dir, String(port), "redis.log")).catch(() => "");
+    return text.trim().split("\n").slice(-5).join(" | ");
+  }
+
+  async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number) {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      for (const port of exited) {
+        if (!stopping.has(port)) {
+          throw new LocalClusterError(
+            `Cannot ${what} as redis-server on port ${port} exited: ${await logTail(port)}`,
+          );
+        }
+      }
+      if (await check()) return;
+      await sleep(50);
+    }
+    throw new LocalClusterError(`Cannot ${what} within ${timeoutMs} ms`);
+  }
+
+  try {
+    for (const port of ports) {
+      const nodeDir = join(dir, String(port));
+      await Deno.mkdir(nodeDir, { recursive: true });
+      const auth = password === undefined
+        ? []
+        : ["--requirepass", password, "--masterauth", password];
+      const args = [
+        "--port",
+        String(port),
+        "--bind",
+        HOST,
+        "--daemonize",
+        "no",
+        "--cluster-enabled",
+        "yes",
+        "--cluster-node-timeout",
+        String(nodeTimeoutMs),
+        "--cluster-config-file",
+        `nodes-${port}.conf`,
+        "--dir",
+        nodeDir,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--repl-diskless-sync-delay",
+        "0",
+        "--logfile",
+        join(nodeDir, "redis.log"),
+        "--loglevel",
+        "notice",
+        ...auth,
+      ]; // deno-fmt-ignore
+      const process = new Deno.Command("redis-server", { args, stdout: "null", stderr: "null" })
+        .spawn();
+      processes.set(port, process);
+      process.status.then(() => exited.add(port));
+      nodes.push({ host: HOST, port, role: "master", id: "", dir: nodeDir, alive: true });
+    }
+    await waitUntil("start redis-server", async function pingAll() {
+      const pings = await Promise.all(
+        ports.map((port) => nodeCommand(port, ["PING"], password).catch(() => undefined)),
+      );
+      return pings.every((reply) => reply === "PONG");
+    }, 10000);
+    const auth = password === undefined ? [] : ["-a", password, "--no-auth-warning"];
+    const create = await new Deno.Command("redis-cli", {
+      args: [
+        "--cluster",
+        "create",
+        ...ports.map((port) => `${HOST}:${port}`),
+        "--cluster-replicas",
+        String(replicasPerMaster),
+        "--cluster-yes",
+        ...auth,
+      ], // deno-fmt-ignore
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const output = new TextDecoder().decode(create.stdout) +
+      new TextDecoder().decode(create.stderr);
+    if (!create.success || !output.includes("All 16384 slots covered")) {
+      throw new LocalClusterError(
+        `Cannot create cluster on ports ${ports.join(",")}: ${
+          output.trim().split("\n").slice(-3).join(" | ")
+        }`,
+      );
+    }
+    await waitUntil(
+      "bring the cluster up (cluster_state:ok, replicas linked)",
+      () => allReady(masters * replicasPerMaster),
+      readyTimeoutMs,
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  nodes.sort((a, b) => (a.role === b.role ? a.port - b.port : a.role === "master" ? -1 : 1));
+
+  return {
+    nodes,
+    seeds: ports.map((port) => `${HOST}:${port}`).join(","),
+    startupMs: Date.now() - started,
+    async masterFor(key: string): Promise<LocalClusterNode> {
+      const slot = Number(await nodeCommand(livePorts()[0], ["CLUSTER", "KEYSLOT", key], password));
+      const lines = await refreshRoles();
+      const owner = lines.find((line) =>
+        line.flags.includes("master") && !line.flags.includes("fail") &&
+        line.slots.some(([from, to]) => slot >= from && slot <= to)
+      );
+      const node = nodes.find((node) => node.port === owner?.port && node.alive);
+      if (!node) {
+        throw new LocalClusterError(`Cannot find a live master for key '${key}' (slot ${slot})`);
+      }
+      return node;
+    },
+    async killMaster(port: number): Promise<void> {
+      const lines = await refreshRoles();
+      const line = lines.find((line) => line.port === port);
+      if (!line?.flags.includes("master") || !processes.has(port)) {
+        throw new LocalClusterError(`Cannot kill master on port ${port}: no live master there`);
+      }
+      if (line.slots.length === 0) {
+        throw new LocalClusterError(`Cannot kill master on port ${port}: it serves no slots`);
+      }
+      await killNode(port);
+      killed.set(port, { at: Date.now(), id: line.id, slot: line.slots[0][0] });
+    },
+    async waitForFailover(port: number, options: WaitForFailoverOptions = {}) {
+      const { timeoutMs = 20000 } = options;
+      const kill = killed.get(port);
+      if (!kill) {
+        throw new LocalClusterError(`Cannot wait for failover of port ${port}: not killed`);
+      }
+      let newMaster: LocalClusterNode | undefined;
+      await waitUntil(`fail over the master on port ${port}`, async function promoted() {
+        let lines: NodeLine[];
+        try {
+          lines = await refreshRoles();
+        } catch {
+          return false;
+        }
+        const owner = lines.find((line) =>
+          line.id !== kill.id && line.flags.includes("master") && !line.flags.includes("fail") &&
+          line.slots.some(([from, to]) => kill.slot >= from && kill.slot <= to)
+        );
+        newMaster = nodes.find((node) => node.port === owner?.port && node.alive);
+        return newMaster !== undefined && await allReady();
+      }, timeoutMs);
+      return { newMaster: newMaster!, elapsedMs: Date.now() - kill.at };
+    },
+    stop,
+  };
+}
