@@ -8,7 +8,18 @@
  */
 
 import { join } from "node:path";
-import { Redis } from "ioredis";
+import {
+  createCluster,
+  HOST,
+  LocalClusterError,
+  nodeCommand,
+  type NodeLine,
+  parseClusterNodesReply,
+  pickClusterPorts,
+  sleep,
+} from "./_cluster_admin.ts";
+
+export { LocalClusterError } from "./_cluster_admin.ts";
 
 /** A node of a {@linkcode LocalCluster}. */
 export interface LocalClusterNode {
@@ -93,113 +104,6 @@ export interface LocalClusterOptions {
    * @default {30000}
    */
   readyTimeoutMs?: number;
-}
-
-/** Raised when a local cluster cannot be started or does not reach the asked state. */
-export class LocalClusterError extends Error {
-  /** Creates the error. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "LocalClusterError";
-  }
-}
-
-const HOST = "127.0.0.1";
-const BUS_OFFSET = 10000;
-
-function portFree(port: number): boolean {
-  try {
-    Deno.listen({ hostname: HOST, port }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Picks `count` ports whose bus ports (port + 10000) are free too. */
-export function pickClusterPorts(count: number, basePort?: number): number[] {
-  if (basePort !== undefined) {
-    const ports = Array.from({ length: count }, (_, i) => basePort + i);
-    const taken = ports.filter((port) => !portFree(port) || !portFree(port + BUS_OFFSET));
-    if (taken.length > 0) {
-      throw new LocalClusterError(
-        `Cannot use ports ${ports[0]}-${ports.at(-1)} as ${
-          taken.join(", ")
-        } or their bus ports (+${BUS_OFFSET}) are taken`,
-      );
-    }
-    return ports;
-  }
-  // Below the ephemeral range (32768+), so outgoing sockets do not take a bus port.
-  const ports: number[] = [];
-  for (let attempt = 0; ports.length < count && attempt < 1000; attempt++) {
-    const port = 10000 + Math.floor(Math.random() * 12000);
-    if (ports.includes(port) || ports.includes(port + BUS_OFFSET)) continue;
-    if (ports.includes(port - BUS_OFFSET)) continue;
-    if (portFree(port) && portFree(port + BUS_OFFSET)) ports.push(port);
-  }
-  if (ports.length < count) {
-    throw new LocalClusterError(`Cannot find ${count} free port pairs for a local cluster`);
-  }
-  return ports;
-}
-
-/** Runs one command on one node over a short-lived connection. */
-export async function nodeCommand(
-  port: number,
-  args: string[],
-  password?: string,
-): Promise<unknown> {
-  const redis = new Redis({
-    host: HOST,
-    port,
-    password,
-    lazyConnect: true,
-    connectTimeout: 1000,
-    commandTimeout: 2000,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-  });
-  redis.on("error", () => {});
-  try {
-    await redis.connect();
-    return await redis.call(args[0], ...args.slice(1));
-  } finally {
-    redis.disconnect();
-  }
-}
-
-/** One line of CLUSTER NODES. */
-interface NodeLine {
-  id: string;
-  port: number;
-  flags: string[];
-  masterId: string | undefined;
-  slots: [number, number][];
-}
-
-function parseClusterNodesReply(reply: string): NodeLine[] {
-  return reply.trim().split("\n").filter(Boolean).map(function parseLine(line) {
-    const [id, address, flags, masterId, , , , , ...slotFields] = line.trim().split(" ");
-    const slots: [number, number][] = [];
-    // Importing/migrating markers look like [5-<-id]; they own no slot.
-    for (const field of slotFields.filter((field) => !field.startsWith("["))) {
-      const [from, to = from] = field.split("-").map(Number);
-      slots.push([from, to]);
-    }
-    return {
-      id,
-      port: Number(/:(\d+)@/.exec(address)?.[1]),
-      flags: flags.split(","),
-      masterId: masterId === "-" ? undefined : masterId,
-      slots,
-    };
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Starts a local cluster with one directory per node under `dir` (created when missing). */
@@ -345,36 +249,24 @@ export async function startLocalCluster(
     for (const port of ports) {
       const nodeDir = join(dir, String(port));
       await Deno.mkdir(nodeDir, { recursive: true });
-      const auth = password === undefined
-        ? []
-        : ["--requirepass", password, "--masterauth", password];
-      const args = [
-        "--port",
-        String(port),
-        "--bind",
-        HOST,
-        "--daemonize",
-        "no",
-        "--cluster-enabled",
-        "yes",
-        "--cluster-node-timeout",
-        String(nodeTimeoutMs),
-        "--cluster-config-file",
-        `nodes-${port}.conf`,
-        "--dir",
-        nodeDir,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--repl-diskless-sync-delay",
-        "0",
-        "--logfile",
-        join(nodeDir, "redis.log"),
-        "--loglevel",
-        "notice",
-        ...auth,
-      ]; // deno-fmt-ignore
+      const settings: Record<string, string | number> = {
+        port,
+        bind: HOST,
+        daemonize: "no",
+        "cluster-enabled": "yes",
+        "cluster-node-timeout": nodeTimeoutMs,
+        "cluster-config-file": `nodes-${port}.conf`,
+        dir: nodeDir,
+        save: "",
+        appendonly: "no",
+        // Without it a replica waits 5 s before its first sync.
+        "repl-diskless-sync-delay": 0,
+        logfile: join(nodeDir, "redis.log"),
+        ...(password === undefined ? {} : { requirepass: password, masterauth: password }),
+      };
+      const args = Object.entries(settings).flatMap((
+        [name, value],
+      ) => [`--${name}`, String(value)]);
       const process = new Deno.Command("redis-server", { args, stdout: "null", stderr: "null" })
         .spawn();
       processes.set(port, process);
@@ -387,29 +279,7 @@ export async function startLocalCluster(
       );
       return pings.every((reply) => reply === "PONG");
     }, 10000);
-    const auth = password === undefined ? [] : ["-a", password, "--no-auth-warning"];
-    const create = await new Deno.Command("redis-cli", {
-      args: [
-        "--cluster",
-        "create",
-        ...ports.map((port) => `${HOST}:${port}`),
-        "--cluster-replicas",
-        String(replicasPerMaster),
-        "--cluster-yes",
-        ...auth,
-      ], // deno-fmt-ignore
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const output = new TextDecoder().decode(create.stdout) +
-      new TextDecoder().decode(create.stderr);
-    if (!create.success || !output.includes("All 16384 slots covered")) {
-      throw new LocalClusterError(
-        `Cannot create cluster on ports ${ports.join(",")}: ${
-          output.trim().split("\n").slice(-3).join(" | ")
-        }`,
-      );
-    }
+    await createCluster(ports, replicasPerMaster, password);
     await waitUntil(
       "bring the cluster up (cluster_state:ok, replicas linked)",
       () => allReady(masters * replicasPerMaster),
