@@ -168,13 +168,18 @@ export async function startLocalCluster(
     return ports.filter((port) => processes.has(port) && !exited.has(port));
   }
 
+  function nodeView(port: number): Promise<NodeLine[]> {
+    return nodeCommand(port, ["CLUSTER", "NODES"], password).then((reply) =>
+      parseClusterNodesReply(String(reply))
+    );
+  }
+
+  /** CLUSTER NODES as one live node sees it; roles can lag there (gossip), slots do not. */
   async function clusterNodes(): Promise<NodeLine[]> {
     let lastError: unknown;
     for (const port of livePorts()) {
       try {
-        return parseClusterNodesReply(
-          String(await nodeCommand(port, ["CLUSTER", "NODES"], password)),
-        );
+        return await nodeView(port);
       } catch (error) {
         lastError = error;
       }
@@ -182,17 +187,6 @@ export async function startLocalCluster(
     throw new LocalClusterError("Cannot read CLUSTER NODES from any live node", {
       cause: lastError,
     });
-  }
-
-  async function refreshRoles(): Promise<NodeLine[]> {
-    const lines = await clusterNodes();
-    for (const line of lines) {
-      const node = nodes.find((node) => node.port === line.port);
-      if (!node) continue;
-      node.id = line.id;
-      node.role = line.flags.includes("master") ? "master" : "replica";
-    }
-    return lines;
   }
 
   /** Every live node says cluster_state:ok, knows its role, and each replica's link is up. */
@@ -203,11 +197,11 @@ export async function startLocalCluster(
         const info = String(await nodeCommand(node.port, ["CLUSTER", "INFO"], password));
         if (!info.includes("cluster_state:ok")) return false;
         // A node's own line is the authority on its role; others learn it by gossip.
-        const lines = parseClusterNodesReply(
-          String(await nodeCommand(node.port, ["CLUSTER", "NODES"], password)),
-        );
+        const lines = await nodeView(node.port);
         const myself = lines.find((line) => line.flags.includes("myself"));
         if (!myself) return false;
+        const seenReplicas = lines.filter((line) => line.flags.includes("slave")).length;
+        if (expectedReplicas !== undefined && seenReplicas !== expectedReplicas) return false;
         node.id = myself.id;
         node.role = myself.flags.includes("master") ? "master" : "replica";
         if (node.role === "replica") {
@@ -297,7 +291,7 @@ export async function startLocalCluster(
     startupMs: Date.now() - started,
     async masterFor(key: string): Promise<LocalClusterNode> {
       const slot = Number(await nodeCommand(livePorts()[0], ["CLUSTER", "KEYSLOT", key], password));
-      const lines = await refreshRoles();
+      const lines = await clusterNodes();
       const owner = lines.find((line) =>
         line.flags.includes("master") && !line.flags.includes("fail") &&
         line.slots.some(([from, to]) => slot >= from && slot <= to)
@@ -309,9 +303,11 @@ export async function startLocalCluster(
       return node;
     },
     async killMaster(port: number): Promise<void> {
-      const lines = await refreshRoles();
-      const line = lines.find((line) => line.port === port);
-      if (!line?.flags.includes("master") || !processes.has(port)) {
+      if (!processes.has(port)) {
+        throw new LocalClusterError(`Cannot kill master on port ${port}: no live node there`);
+      }
+      const line = (await nodeView(port)).find((line) => line.flags.includes("myself"));
+      if (!line?.flags.includes("master")) {
         throw new LocalClusterError(`Cannot kill master on port ${port}: no live master there`);
       }
       if (line.slots.length === 0) {
@@ -330,7 +326,7 @@ export async function startLocalCluster(
       await waitUntil(`fail over the master on port ${port}`, async function promoted() {
         let lines: NodeLine[];
         try {
-          lines = await refreshRoles();
+          lines = await clusterNodes();
         } catch {
           return false;
         }

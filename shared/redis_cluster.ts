@@ -252,7 +252,10 @@ export async function execPerNode(
   });
   const results = new Array<ClusterCommandResult>(commands.length);
   await Promise.all([...groups.values()].map(async function runGroup(indexes) {
-    const pipeline = cluster.pipeline(indexes.map((index) => commands[index]));
+    // ioredis pipelines know commands by their lower-case method names.
+    const pipeline = cluster.pipeline(
+      indexes.map((index) => [commands[index][0].toLowerCase(), ...commands[index].slice(1)]),
+    );
     let replies: ClusterCommandResult[];
     try {
       replies = ((await pipeline.exec()) ?? []) as ClusterCommandResult[];
