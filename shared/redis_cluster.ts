@@ -284,6 +284,8 @@ function whenReady(cluster: Cluster): Promise<void> {
     if (cluster.status === "end") return onEnd();
     cluster.once("ready", onReady);
     cluster.once("end", onEnd);
+    // A lazyConnect client waits for its first command; connect() makes it start.
+    if (cluster.status === "wait") cluster.connect().catch(() => {});
   });
 }
 
