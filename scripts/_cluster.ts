@@ -106,6 +106,14 @@ export interface LocalClusterOptions {
   readyTimeoutMs?: number;
 }
 
+function requireInteger(name: string, value: number, min: number): void {
+  if (!Number.isInteger(value) || value < min) {
+    throw new RangeError(
+      `Cannot start local cluster as '${name}' must be an integer >= ${min}: current value is ${value}`,
+    );
+  }
+}
+
 /** Starts a local cluster with one directory per node under `dir` (created when missing). */
 export async function startLocalCluster(
   dir: string,
@@ -119,24 +127,9 @@ export async function startLocalCluster(
     password,
     readyTimeoutMs = 30000,
   } = options;
-  for (
-    const [name, value, min] of [["masters", masters, 3], [
-      "replicasPerMaster",
-      replicasPerMaster,
-      0,
-    ]] as const
-  ) {
-    if (!Number.isInteger(value) || value < min) {
-      throw new RangeError(
-        `Cannot start local cluster as '${name}' must be an integer >= ${min}: current value is ${value}`,
-      );
-    }
-  }
-  if (!Number.isInteger(nodeTimeoutMs) || nodeTimeoutMs < 100) {
-    throw new RangeError(
-      `Cannot start local cluster as 'nodeTimeoutMs' must be an integer >= 100: current value is ${nodeTimeoutMs}`,
-    );
-  }
+  requireInteger("masters", masters, 3);
+  requireInteger("replicasPerMaster", replicasPerMaster, 0);
+  requireInteger("nodeTimeoutMs", nodeTimeoutMs, 100);
   const started = Date.now();
   const ports = pickClusterPorts(masters * (1 + replicasPerMaster), basePort);
   const processes = new Map<number, Deno.ChildProcess>();
@@ -258,9 +251,7 @@ export async function startLocalCluster(
         logfile: join(nodeDir, "redis.log"),
         ...(password === undefined ? {} : { requirepass: password, masterauth: password }),
       };
-      const args = Object.entries(settings).flatMap((
-        [name, value],
-      ) => [`--${name}`, String(value)]);
+      const args = Object.entries(settings).flatMap((entry) => [`--${entry[0]}`, String(entry[1])]);
       const process = new Deno.Command("redis-server", { args, stdout: "null", stderr: "null" })
         .spawn();
       processes.set(port, process);

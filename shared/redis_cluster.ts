@@ -114,12 +114,8 @@ export function createClusterClient(
 ): Cluster {
   const { username, password, commandTimeoutMs = 1500, reconnectAttempts = 5 } = options;
   const { name = "tickstream" } = options;
-  for (
-    const [field, value] of [["commandTimeoutMs", commandTimeoutMs], [
-      "reconnectAttempts",
-      reconnectAttempts,
-    ]] as const
-  ) {
+  const limits = { commandTimeoutMs, reconnectAttempts };
+  for (const [field, value] of Object.entries(limits)) {
     if (!Number.isInteger(value) || value < 0) {
       throw new RangeError(
         `Cannot create Redis Cluster client as '${field}' must be an integer >= 0: current value is ${value}`,
