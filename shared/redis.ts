@@ -146,7 +146,7 @@ export async function closeAllRedis(): Promise<void> {
 }
 
 const UNAVAILABLE_REPLIES =
-  /^(LOADING|MASTERDOWN|READONLY|BUSY |TRYAGAIN|CLUSTERDOWN|OOM |NOAUTH|WRONGPASS|NOPERM)/;
+  /^(LOADING|MASTERDOWN|READONLY|BUSY |TRYAGAIN|CLUSTERDOWN|MOVED |ASK |OOM |NOAUTH|WRONGPASS|NOPERM)/;
 
 /** What kind of Redis trouble an error shows, for the message a caller gets. */
 export type RedisProblem = "down" | "credentials" | "memory" | "busy";
@@ -163,8 +163,10 @@ export function redisProblem(error: unknown): RedisProblem | undefined {
     return UNAVAILABLE_REPLIES.test(message) ? "busy" : undefined;
   }
   if (!(error instanceof Error)) return undefined;
+  // Redis Cluster: redirections that did not settle mean a failover is under way.
+  if (/^Too many Cluster redirections/.test(message)) return "busy";
   const down =
-    /Connection is closed|max retries per request|Command timed out|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|connect ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|Socket closed/i
+    /Connection is closed|Command aborted due to connection close|None of startup nodes is available|Cluster is ended|Cluster isn't ready|Failed to refresh slots cache|max retries per request|Command timed out|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|connect ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|Socket closed/i
       .test(message);
   if (!down) return undefined;
   return Date.now() - credentialsRejectedAt < 30000 ? "credentials" : "down";
