@@ -17,6 +17,7 @@ import { log, setLogFormat } from "./shared/log.ts";
 import { closeQuoteStores } from "./shared/store/quote_store.ts";
 import { redactUrl } from "./shared/redact.ts";
 import { closeAllRedis, describeRedisProblem, redisProblem } from "./shared/redis.ts";
+import { releaseCronDuty, servedByDenoServe, takeCronDuty } from "./shared/serve_mode.ts";
 
 /** Longest a stop may take before the process exits anyway, in ms. */
 const STOP_BOUND_MS = 9000;
@@ -62,7 +63,8 @@ function reportCronFailure(cron: string, error: unknown): void {
 
 // Deno Deploy only picks up crons registered at module top level, and the
 // local default retries differ from Deploy's, hence the explicit schedule.
-if (config.cronEnabled && typeof Deno.cron === "function") {
+// Under `deno serve --parallel` every worker runs this module: one per process takes the crons.
+if (config.cronEnabled && typeof Deno.cron === "function" && takeCronDuty()) {
   Deno.cron(
     "tickstream emit quotes",
     config.emitSchedule,
@@ -122,7 +124,10 @@ function serveOrExit(): Deno.HttpServer {
   }
 }
 
-const server = serveOrExit();
+// Under `deno serve` (one isolate per core with --parallel) Deno serves the
+// default export below; under `deno run` this module serves itself.
+const served = servedByDenoServe();
+const server = served ? undefined : serveOrExit();
 
 if (config.functionsToken === undefined && !config.deployed) {
   log(
@@ -169,12 +174,16 @@ async function shutdown(signal: string): Promise<void> {
   stopping.abort();
   // Open live feeds would hold server.shutdown() until they end by themselves.
   await closeLive();
-  await server.shutdown().catch(() => {});
+  await server?.shutdown().catch(() => {});
   await closeQuoteStores();
   await closeAllRedis();
+  releaseCronDuty();
   clearTimeout(forced);
   Deno.exit(0);
 }
 
 Deno.addSignalListener("SIGINT", () => void shutdown("SIGINT"));
 Deno.addSignalListener("SIGTERM", () => void shutdown("SIGTERM"));
+
+/** What `deno serve main.ts` serves; empty under `deno run`, which serves itself. */
+export default served ? { fetch: app.fetch } : {};
