@@ -36,7 +36,12 @@ import { latestRest } from "../shared/market/latest.ts";
 import { encodeQuote, SYMBOL_PATTERN } from "../shared/market/quotes.ts";
 import { isRedisUnavailable } from "../shared/redis.ts";
 import { initialSimulatorState, simulateTicks } from "../shared/market/simulator.ts";
-import { ensureGroups, recoverGroup } from "../shared/queue/mod.ts";
+import {
+  claimIdempotency,
+  ensureGroups,
+  recoverGroup,
+  releaseIdempotency,
+} from "../shared/queue/mod.ts";
 import { stockKeys, stockQueue } from "../shared/stock_queue.ts";
 
 /** Response of an emit. */
@@ -139,34 +144,26 @@ async function appendQuotes(deps: Deps, options: EmitOptions): Promise<EmitResul
   const { stream, keys } = stockQueue(deps);
   let idem: { key: string; token: string; fingerprint: string; ttlMs: number } | undefined;
   if (idempotencyKey !== undefined) {
-    const key = keys.idempotency(idempotencyKey);
-    const token = JSON.stringify({ state: "running", fp: fingerprint, at: deps.now() });
-    const taken = await redis.set(key, token, "PX", RUNNING_TTL_MS, "NX");
-    if (taken !== "OK") {
-      const raw = await redis.get(key);
-      if (raw !== null) {
-        const record = JSON.parse(raw) as { state: string; fp: string; response?: EmitResult };
-        if (record.fp !== fingerprint) {
-          throw new UnprocessableError(
-            `Idempotency key was used for a different request: "${idempotencyKey}"`,
-          );
-        }
-        if (record.state === "done" && record.response) {
-          const { stream, emitted, firstId, lastId } = record.response;
-          return { stream, emitted, firstId, lastId };
-        }
-        throw new ConflictError(
-          `A request with this idempotency key is still running: "${idempotencyKey}"`,
-        );
-      }
-      // The running marker expired between SET and GET: claim it again.
-      if ((await redis.set(key, token, "PX", RUNNING_TTL_MS, "NX")) !== "OK") {
-        throw new ConflictError(
-          `A request with this idempotency key is still running: "${idempotencyKey}"`,
-        );
-      }
+    const claim = await claimIdempotency<EmitResult>(redis, keys.idempotency(idempotencyKey), {
+      fingerprint,
+      runningTtlMs: RUNNING_TTL_MS,
+      now: deps.now,
+    });
+    if (claim.status === "mismatch") {
+      throw new UnprocessableError(
+        `Idempotency key was used for a different request: "${idempotencyKey}"`,
+      );
     }
-    idem = { key, token, fingerprint, ttlMs: IDEMPOTENCY_TTL_MS };
+    if (claim.status === "done") {
+      const { stream, emitted, firstId, lastId } = claim.response;
+      return { stream, emitted, firstId, lastId };
+    }
+    if (claim.status === "running") {
+      throw new ConflictError(
+        `A request with this idempotency key is still running: "${idempotencyKey}"`,
+      );
+    }
+    idem = { key: claim.key, token: claim.token, fingerprint, ttlMs: IDEMPOTENCY_TTL_MS };
   }
   try {
     await checkBackpressure(deps);
@@ -225,10 +222,7 @@ async function appendQuotes(deps: Deps, options: EmitOptions): Promise<EmitResul
     throw error;
   } finally {
     // A failed emit frees its key at once so the client's retry can proceed.
-    if (idem !== undefined) {
-      const current = await redis.get(idem.key).catch(() => null);
-      if (current === idem.token) await redis.del(idem.key).catch(() => 0);
-    }
+    if (idem !== undefined) await releaseIdempotency(redis, idem).catch(() => false);
   }
 }
 

@@ -226,6 +226,8 @@ export type ClusterCommandResult = [error: Error | null, reply: unknown];
  *
  * @example
  * ```ts
+ * import type { Cluster } from "ioredis";
+ * declare const cluster: Cluster;
  * const results = await execPerNode(cluster, [["SET", "a:{p0}", "1"], ["GET", "a:{p3}"]]);
  * // [[null, "OK"], [null, null]]
  * ```

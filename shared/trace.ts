@@ -38,6 +38,7 @@ export interface WithSpanOptions<T> {
  *
  * @example
  * ```ts
+ * declare function drain(): Promise<{ acked: number }>;
  * const result = await withSpan("drain price-alerts", () => drain(), {
  *   attributes: { "tickstream.group": "price-alerts" },
  *   resultAttributes: (r) => ({ "tickstream.acked": r.acked }),

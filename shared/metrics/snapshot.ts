@@ -91,7 +91,11 @@ function numberOrNull(value: unknown): number | null {
  *
  * @example
  * ```ts
- * const snapshot = await readQueueSnapshot(redis, stockKeys(config));
+ * import type { Redis } from "ioredis";
+ * import { loadConfig } from "../config.ts";
+ * import { stockKeys } from "../stock_queue.ts";
+ * declare const redis: Redis;
+ * const snapshot = await readQueueSnapshot(redis, stockKeys(loadConfig()));
  * snapshot.groups.map((g) => [g.name, g.lag]);
  * ```
  */

@@ -41,7 +41,7 @@ export interface StalledDrain {
 }
 
 /** What one chunk did. */
-export interface ChunkOutcome {
+interface ChunkOutcome {
   /** Set when a dependency failed; nothing but the retry marks was committed. */
   stalled?: StalledDrain;
   /** Entries acked (processed or dead-lettered). */

@@ -8,7 +8,7 @@
 import type { StreamEntry } from "./entry.ts";
 
 /** The range a numeric option must be in, and what to say when it is not. */
-export interface IntegerRule {
+interface IntegerRule {
   /** What the call does, for the message: "Cannot <action> as ...". */
   action: string;
   /** Name of the option. */
@@ -31,7 +31,7 @@ export function checkInteger(value: number, rule: IntegerRule): void {
 }
 
 /** Most entries one read, range, claim or pending listing may ask for. */
-export const MAX_COUNT = 10000;
+const MAX_COUNT = 10000;
 
 /** Checks a COUNT option. */
 export function checkCount(action: string, count: number): void {

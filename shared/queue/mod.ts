@@ -86,6 +86,12 @@ export {
   type StepHandler,
   type StepOutcome,
 } from "./handler.ts";
+export {
+  claimIdempotency,
+  type ClaimIdempotencyOptions,
+  type IdempotencyClaim,
+  releaseIdempotency,
+} from "./idempotency.ts";
 export { compareIds, isStreamId } from "./ids.ts";
 export { type QueueKeys, queueKeys, type QueueKeysOptions } from "./keys.ts";
 export { type LatestItem, updateLatest } from "./latest.ts";
