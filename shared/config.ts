@@ -84,6 +84,16 @@ export interface Config extends AnalysisSettings {
   tickIntervalMs: number;
   /** How long one paced emit cron run keeps emitting, in ms; 0 emits one tick. */
   emitBudgetMs: number;
+  /** Physical streams the quote stream is split into (STREAM_PARTITIONS); 1 keeps one stream. */
+  streamPartitions: number;
+  /** Redis Cluster seed nodes (REDIS_CLUSTER_NODES, host:port list); undefined for one Redis. */
+  redisClusterNodes: string | undefined;
+  /** (group, partition) drains the drain cron runs at once (DRAIN_CONCURRENCY). */
+  drainConcurrency: number;
+  /** Replicas emits and commits wait for (REDIS_WAIT_REPLICAS); 0 does not wait. */
+  redisWaitReplicas: number;
+  /** Longest wait for those replicas, in ms (REDIS_WAIT_TIMEOUT_MS). */
+  redisWaitTimeoutMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -229,6 +239,16 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
       `Cannot read LOG_FORMAT as it must be text or json: current value is "${rawLogFormat}"`,
     );
   }
+  const clusterNodes = read.text("REDIS_CLUSTER_NODES", "");
+  const badNode = clusterNodes.split(",").map((n) => n.trim()).find((n) =>
+    !/^(\[[0-9a-f:]+\]|[a-z0-9.-]+):\d{1,5}$/i.test(n) ||
+    Number(n.slice(n.lastIndexOf(":") + 1)) > 65535
+  );
+  if (clusterNodes !== "" && badNode !== undefined) {
+    read.problem(
+      `Cannot read REDIS_CLUSTER_NODES as it must be host:port seed nodes separated by commas: "${badNode}" is not one`,
+    );
+  }
   const databaseUrl = read.text("DATABASE_URL", "");
   if (databaseUrl !== "") {
     let pg: URL | undefined;
@@ -307,6 +327,15 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     liveMaxClients: read.integer("LIVE_MAX_CLIENTS", { fallback: 200, min: 1, max: 100000 }),
     tickIntervalMs: read.integer("TICK_INTERVAL_MS", { fallback: 1000, min: 1, max: 3600000 }),
     emitBudgetMs: read.integer("EMIT_BUDGET_MS", { fallback: 59000, min: 0, max: 3600000 }),
+    streamPartitions: read.integer("STREAM_PARTITIONS", { fallback: 1, min: 1, max: 256 }),
+    redisClusterNodes: clusterNodes === "" ? undefined : clusterNodes,
+    drainConcurrency: read.integer("DRAIN_CONCURRENCY", { fallback: 4, min: 1, max: 256 }),
+    redisWaitReplicas: read.integer("REDIS_WAIT_REPLICAS", { fallback: 0, min: 0, max: 16 }),
+    redisWaitTimeoutMs: read.integer("REDIS_WAIT_TIMEOUT_MS", {
+      fallback: 1000,
+      min: 1,
+      max: 60000,
+    }),
     priceAlertRearmPercent: read.number("PRICE_ALERT_REARM_PERCENT", {
       fallback: 0.5,
       min: 0,

@@ -7,6 +7,7 @@
  */
 
 import type { Config } from "./config.ts";
+import { partitionIndexes, tagsKeys } from "./partitions.ts";
 import { openQueue, type Queue, type QueueKeys, queueKeys } from "./queue/mod.ts";
 import type { Deps } from "./http.ts";
 
@@ -22,33 +23,56 @@ export interface StockKeys extends QueueKeys {
   readonly reportLag: string;
   /** Key /health writes to prove Redis takes writes. */
   readonly health: string;
+  /** Partition these keys belong to. */
+  readonly partition: number;
+  /** String holding the partition count the data is laid out in. */
+  readonly layout: string;
 }
 
+/** What the keys are derived from. */
+export type KeyConfig = Pick<
+  Config,
+  "streamKey" | "deadLetterKey" | "alertsKey" | "streamPartitions" | "redisClusterNodes"
+>;
+
 /**
- * Every key of the stock app for `config`.
+ * Every key of the stock app for `config`, in partition `partition`: the
+ * plain names with one partition on one Redis, else each carrying `{p<k>}`.
  *
  * @example
  * ```ts
  * import { loadConfig } from "./config.ts";
  * stockKeys(loadConfig()).latest; // "stock_quotes:latest"
+ * stockKeys(loadConfig({ STREAM_PARTITIONS: "4" }), 2).stream; // "stock_quotes{p2}"
  * ```
  */
-export function stockKeys(
-  config: Pick<Config, "streamKey" | "deadLetterKey" | "alertsKey">,
-): StockKeys {
-  const keys = queueKeys(config.streamKey, { deadLetters: config.deadLetterKey });
+export function stockKeys(config: KeyConfig, partition = 0): StockKeys {
+  if (!Number.isInteger(partition) || partition < 0 || partition >= config.streamPartitions) {
+    throw new RangeError(
+      `Cannot derive the keys of partition ${partition} as STREAM_PARTITIONS is ${config.streamPartitions}`,
+    );
+  }
+  const hashTag = tagsKeys(config) ? `p${partition}` : undefined;
+  const keys = queueKeys(config.streamKey, { deadLetters: config.deadLetterKey, hashTag });
   return {
     ...keys,
+    partition,
     alerts: keys.related(config.alertsKey),
     latest: keys.related(`${config.streamKey}:latest`),
     simulator: keys.related(`${config.streamKey}:sim`),
-    reportLag: keys.related(`${config.streamKey}:report:lag`),
-    health: keys.related(`${config.streamKey}:health`),
+    reportLag: `${config.streamKey}:report:lag`,
+    health: `${config.streamKey}:health`,
+    layout: `${config.streamKey}:partitions`,
   };
 }
 
+/** The keys of every partition of `config`, in partition order. */
+export function allStockKeys(config: KeyConfig): StockKeys[] {
+  return partitionIndexes(config).map((partition) => stockKeys(config, partition));
+}
+
 /**
- * The queue of `deps`: its client, keys and the engine settings from the config.
+ * The queue of partition `partition` of `deps`: its client, keys and the engine settings.
  *
  * @example
  * ```ts
@@ -58,9 +82,9 @@ export function stockKeys(
  * await queue.stream.length();
  * ```
  */
-export function stockQueue(deps: Pick<Deps, "config" | "redis" | "now">): Queue {
+export function stockQueue(deps: Pick<Deps, "config" | "redis" | "now">, partition = 0): Queue {
   const { config } = deps;
-  return openQueue(deps.redis(), stockKeys(config), {
+  return openQueue(deps.redis(), stockKeys(config, partition), {
     claimIdleMs: config.claimIdleMs,
     retryDelayMs: config.retryDelayMs,
     maxDeliveries: config.maxDeliveries,
