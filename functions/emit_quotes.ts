@@ -10,14 +10,14 @@
 import { Hono } from "hono";
 import { createHash } from "node:crypto";
 import { loadConfig } from "../shared/config.ts";
+import { BadRequestError } from "../shared/errors.ts";
 import {
-  BackpressureError,
-  BadRequestError,
-  ConflictError,
-  UnavailableError,
-  UnprocessableError,
-} from "../shared/errors.ts";
-import { GROUPS } from "../shared/groups/registry.ts";
+  checkBackpressure,
+  type EmitAcrossOptions,
+  emitAcrossPartitions,
+  type EmitResult,
+  IDEMPOTENCY_TTL_MS,
+} from "../shared/emitter.ts";
 import {
   defaultDeps,
   type Deps,
@@ -32,198 +32,29 @@ import {
 import { log } from "../shared/log.ts";
 import { observeEmit } from "../shared/metrics/mod.ts";
 import { withSpan } from "../shared/trace.ts";
-import { latestRest } from "../shared/market/latest.ts";
-import { encodeQuote, SYMBOL_PATTERN } from "../shared/market/quotes.ts";
-import { isRedisUnavailable } from "../shared/redis.ts";
-import { initialSimulatorState, simulateTicks } from "../shared/market/simulator.ts";
-import {
-  claimIdempotency,
-  ensureGroups,
-  recoverGroup,
-  releaseIdempotency,
-} from "../shared/queue/mod.ts";
-import { stockKeys, stockQueue } from "../shared/stock_queue.ts";
+import { SYMBOL_PATTERN } from "../shared/market/quotes.ts";
 
 /** Response of an emit. */
-export interface EmitResult {
-  /** Stream key. */
-  stream: string;
-  /** Quotes added. */
-  emitted: number;
-  /** Id of the first quote added. */
-  firstId: string;
-  /** Id of the last quote added. */
-  lastId: string;
-}
+export type { EmitResult };
+export { checkBackpressure, IDEMPOTENCY_TTL_MS };
 
 /** Options of {@linkcode emitQuotes}. */
-export interface EmitOptions {
-  /**
-   * Ticks to emit; each tick is one quote per symbol.
-   * @default {1}
-   */
-  ticks?: number;
-  /**
-   * Symbols to emit.
-   * @default {config.symbols}
-   */
-  symbols?: string[];
-  /**
-   * Idempotency key: a repeat within 24 hours returns the first response and adds nothing.
-   * @default {undefined}
-   */
-  idempotencyKey?: string;
-  /**
-   * Fingerprint of the request the key belongs to; a different one with a used key is refused.
-   * @default {""}
-   */
-  fingerprint?: string;
-}
-
-/** How long an idempotency key is remembered. */
-export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
-/** How long a running emit holds its key before a retry may take over. */
-const RUNNING_TTL_MS = 30000;
-const MAX_GUARD_RETRIES = 10;
+export type EmitOptions = EmitAcrossOptions;
 
 /**
- * Answers 429 while the slowest group lags more than MAX_LAG entries, and
- * recreates groups Redis lost, so no entry of this emit is missed by them.
- */
-export async function checkBackpressure(deps: Deps): Promise<void> {
-  const queue = stockQueue(deps);
-  const stream = queue.stream;
-  const groups = await stream.groups();
-  const missing = GROUPS.filter((d) => !groups.some((g) => g.name === d.group));
-  if (missing.length > 0) {
-    const fresh = groups.length === 0 && (await stream.info()) === null;
-    for (const definition of missing) {
-      const start = { name: definition.group, start: definition.start };
-      if (fresh || (definition.start ?? "$") !== "0") {
-        // No stream at all (a first start, or Redis lost everything), or a
-        // group new to a running stream: it starts where it declares.
-        await ensureGroups(queue, [start], { force: true });
-      } else {
-        // The stream is there without this group: Redis lost it, or it was
-        // destroyed. Recreated at 0 so no entry it had not seen is missed.
-        await recoverGroup(queue, definition.group);
-      }
-    }
-  }
-  let worst = groups.reduce((max, g) => Math.max(max, g.lag ?? 0), 0);
-  // Redis reports no lag when it cannot tell (e.g. after XDEL by another
-  // producer); the stream's length is then a safe upper bound.
-  if (groups.some((g) => g.lag === null)) {
-    worst = Math.max(worst, await stream.length());
-  }
-  if (worst > deps.config.maxLag) {
-    throw new BackpressureError(
-      `Cannot emit while the slowest group lags ${worst} entries: MAX_LAG is ${deps.config.maxLag}`,
-      30,
-    );
-  }
-}
-
-/**
- * Emits `ticks` x `symbols` quotes in one atomic step: the entries, the new
- * simulator state (guarded by its version, so concurrent emits continue one
- * walk), the latest quote per symbol and, with a key, the idempotency record.
+ * Emits `ticks` x `symbols` quotes: each partition's in one atomic step with
+ * its simulator state, latest quotes and, with a key, its idempotency record.
  */
 export function emitQuotes(deps: Deps, options: EmitOptions = {}): Promise<EmitResult> {
-  return withSpan("emit-quotes", () => appendQuotes(deps, options), {
+  const started = performance.now();
+  return withSpan("emit-quotes", async () => {
+    const result = await emitAcrossPartitions(deps, options);
+    observeEmit(performance.now() - started);
+    return result;
+  }, {
     attributes: { "tickstream.ticks": options.ticks ?? 1 },
     resultAttributes: (r) => ({ "tickstream.emitted": r.emitted }),
   });
-}
-
-async function appendQuotes(deps: Deps, options: EmitOptions): Promise<EmitResult> {
-  const started = performance.now();
-  const { config } = deps;
-  const { ticks = 1, symbols = config.symbols, idempotencyKey, fingerprint = "" } = options;
-  const redis = deps.redis();
-  const { stream, keys } = stockQueue(deps);
-  let idem: { key: string; token: string; fingerprint: string; ttlMs: number } | undefined;
-  if (idempotencyKey !== undefined) {
-    const claim = await claimIdempotency<EmitResult>(redis, keys.idempotency(idempotencyKey), {
-      fingerprint,
-      runningTtlMs: RUNNING_TTL_MS,
-      now: deps.now,
-    });
-    if (claim.status === "mismatch") {
-      throw new UnprocessableError(
-        `Idempotency key was used for a different request: "${idempotencyKey}"`,
-      );
-    }
-    if (claim.status === "done") {
-      const { stream, emitted, firstId, lastId } = claim.response;
-      return { stream, emitted, firstId, lastId };
-    }
-    if (claim.status === "running") {
-      throw new ConflictError(
-        `A request with this idempotency key is still running: "${idempotencyKey}"`,
-      );
-    }
-    idem = { key: claim.key, token: claim.token, fingerprint, ttlMs: IDEMPOTENCY_TTL_MS };
-  }
-  try {
-    await checkBackpressure(deps);
-    const simKey = stockKeys(config).simulator;
-    for (let attempt = 0; attempt < MAX_GUARD_RETRIES; attempt++) {
-      const [version, stored] = await redis.hmget(simKey, "version", "state");
-      const state = stored ? JSON.parse(stored) : initialSimulatorState();
-      const sim = simulateTicks(state, {
-        symbols,
-        ticks,
-        now: deps.now(),
-        intervalMs: config.tickIntervalMs,
-        random: deps.random,
-      });
-      const lastIndex = new Map<string, number>();
-      sim.quotes.forEach((q, i) => lastIndex.set(q.symbol, i));
-      const result = await stream.append(sim.quotes.map(encodeQuote), {
-        maxLen: config.streamMaxlen,
-        guard: {
-          key: simKey,
-          expected: version ?? "0",
-          next: String(Number(version ?? "0") + 1),
-          state: JSON.stringify(sim.state),
-        },
-        idempotency: idem,
-        latest: {
-          key: stockKeys(config).latest,
-          items: [...lastIndex].map(([field, index]) => ({
-            index,
-            field,
-            rest: latestRest(sim.quotes[index]),
-          })),
-        },
-        counter: { key: keys.counters, field: "emitted" },
-      });
-      if (result.status === "ok") {
-        observeEmit(performance.now() - started);
-        idem = undefined;
-        return {
-          stream: result.stream!,
-          emitted: result.emitted!,
-          firstId: result.firstId!,
-          lastId: result.lastId!,
-        };
-      }
-      if (result.status === "lost") {
-        throw new ConflictError(
-          `Idempotency key expired while the request was running: "${idempotencyKey}"`,
-        );
-      }
-    }
-    throw new UnavailableError("Cannot emit: the simulator state kept changing under contention");
-  } catch (error) {
-    // With Redis down the key cannot be freed now; it expires on its own.
-    if (isRedisUnavailable(error)) idem = undefined;
-    throw error;
-  } finally {
-    // A failed emit frees its key at once so the client's retry can proceed.
-    if (idem !== undefined) await releaseIdempotency(redis, idem).catch(() => false);
-  }
 }
 
 /** Options of {@linkcode emitPaced}. */
