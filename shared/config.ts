@@ -329,7 +329,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     emitBudgetMs: read.integer("EMIT_BUDGET_MS", { fallback: 59000, min: 0, max: 3600000 }),
     streamPartitions: read.integer("STREAM_PARTITIONS", { fallback: 1, min: 1, max: 256 }),
     redisClusterNodes: clusterNodes === "" ? undefined : clusterNodes,
-    drainConcurrency: read.integer("DRAIN_CONCURRENCY", { fallback: 4, min: 1, max: 256 }),
+    drainConcurrency: read.integer("DRAIN_CONCURRENCY", { fallback: 8, min: 1, max: 256 }),
     redisWaitReplicas: read.integer("REDIS_WAIT_REPLICAS", { fallback: 0, min: 0, max: 16 }),
     redisWaitTimeoutMs: read.integer("REDIS_WAIT_TIMEOUT_MS", {
       fallback: 1000,

@@ -29,6 +29,12 @@ export interface StockKeys extends QueueKeys {
   readonly layout: string;
 }
 
+/** A partition's queue, with the app's keys of that partition. */
+export interface StockQueue extends Queue {
+  /** Every key of the partition, the engine's and the app's. */
+  readonly keys: StockKeys;
+}
+
 /** What the keys are derived from. */
 export type KeyConfig = Pick<
   Config,
@@ -82,9 +88,13 @@ export function allStockKeys(config: KeyConfig): StockKeys[] {
  * await queue.stream.length();
  * ```
  */
-export function stockQueue(deps: Pick<Deps, "config" | "redis" | "now">, partition = 0): Queue {
+export function stockQueue(
+  deps: Pick<Deps, "config" | "redis" | "now">,
+  partition = 0,
+): StockQueue {
   const { config } = deps;
-  return openQueue(deps.redis(), stockKeys(config, partition), {
+  const keys = stockKeys(config, partition);
+  const queue = openQueue(deps.redis(), keys, {
     claimIdleMs: config.claimIdleMs,
     retryDelayMs: config.retryDelayMs,
     maxDeliveries: config.maxDeliveries,
@@ -92,4 +102,5 @@ export function stockQueue(deps: Pick<Deps, "config" | "redis" | "now">, partiti
     maxLen: config.streamMaxlen,
     now: deps.now,
   });
+  return { ...queue, keys };
 }

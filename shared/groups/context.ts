@@ -9,18 +9,17 @@
 import type { Deps } from "../http.ts";
 import { analysisSettings } from "../market/settings.ts";
 import type { Handler } from "../queue/mod.ts";
-import type { Queue } from "../queue/mod.ts";
-import { stockKeys } from "../stock_queue.ts";
+import type { StockQueue } from "../stock_queue.ts";
 import { getQuoteStore } from "../store/quote_store.ts";
 import { type GroupContext, type StockGroup, toHandler } from "./group.ts";
 
 /** The handler context of `queue`'s client for `deps`. */
 export function groupContext(
   deps: Pick<Deps, "config" | "quoteStore">,
-  queue: Queue,
+  queue: StockQueue,
 ): GroupContext {
   const { config } = deps;
-  const keys = stockKeys(config);
+  const { keys } = queue;
   return {
     settings: analysisSettings(config),
     alerts: { key: keys.alerts, maxLen: config.alertsMaxlen },
@@ -46,7 +45,7 @@ export function groupContext(
  */
 export function handlerOf(
   deps: Pick<Deps, "config" | "quoteStore">,
-  queue: Queue,
+  queue: StockQueue,
   group: StockGroup,
 ): Handler {
   return toHandler(group, groupContext(deps, queue)) as Handler;
