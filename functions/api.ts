@@ -35,9 +35,10 @@ import {
   type StoredQuote,
 } from "../shared/store/quote_store.ts";
 import { SYMBOL_PATTERN } from "../shared/market/quotes.ts";
-import { openStream } from "../shared/queue/mod.ts";
+import { compareIds, openStream } from "../shared/queue/mod.ts";
 import { parseLatest } from "../shared/market/latest.ts";
-import { stockKeys } from "../shared/stock_queue.ts";
+import { allStockKeys, stockKeys } from "../shared/stock_queue.ts";
+import { partitionOf } from "../shared/partitions.ts";
 
 /** Largest `limit` of GET /api/alerts. */
 export const MAX_ALERTS_LIMIT = 500;
@@ -100,7 +101,11 @@ export function parseTimeBound(name: string, raw: string | undefined): number | 
 
 /** The latest quote of every symbol seen, sorted by symbol. */
 export async function latestQuotes(deps: Deps): Promise<Record<string, unknown>[]> {
-  const all = await deps.redis().hgetall(stockKeys(deps.config).latest);
+  // One hash per partition; a symbol lives in exactly one of them.
+  const hashes = await Promise.all(
+    allStockKeys(deps.config).map((keys) => deps.redis().hgetall(keys.latest)),
+  );
+  const all = Object.assign({}, ...hashes) as Record<string, string>;
   return Object.keys(all).sort().flatMap((symbol) => {
     const quote = parseLatest(all[symbol]);
     return quote === null ? [] : [quote];
@@ -112,7 +117,8 @@ export async function stockDetail(
   deps: Deps,
   symbol: string,
 ): Promise<{ symbol: string; quote: Record<string, unknown>; indicators: unknown }> {
-  const keys = stockKeys(deps.config);
+  // O(1): the symbol's partition is known from its name.
+  const keys = stockKeys(deps.config, partitionOf(symbol, deps.config.streamPartitions));
   const redis = deps.redis();
   const [rawQuote, rawState] = await Promise.all([
     redis.hget(keys.latest, symbol),
@@ -141,7 +147,8 @@ export async function quoteHistory(
     );
   }
   if (quotes.length === 0) {
-    const seen = await deps.redis().hexists(stockKeys(deps.config).latest, symbol);
+    const keys = stockKeys(deps.config, partitionOf(symbol, deps.config.streamPartitions));
+    const seen = await deps.redis().hexists(keys.latest, symbol);
     if (!seen) throw new NotFoundError(`Unknown symbol: "${symbol}"`);
   }
   return quotes;
@@ -177,44 +184,57 @@ export async function recentAlerts(
       `Cannot read alerts as 'limit' must be an integer from 1 to ${MAX_ALERTS_LIMIT}: current value is ${limit}`,
     );
   }
-  const alertsStream = openStream(deps.redis(), stockKeys(deps.config).alerts);
+  const streams = symbol === undefined
+    ? allStockKeys(deps.config).map((keys) => openStream(deps.redis(), keys.alerts))
+    : [
+      openStream(
+        deps.redis(),
+        stockKeys(deps.config, partitionOf(symbol, deps.config.streamPartitions)).alerts,
+      ),
+    ];
   const filtered = symbol !== undefined || type !== undefined;
-  const out: AlertJson[] = [];
-  let end = "+";
-  let scanned = 0;
-  while (out.length < limit && scanned < MAX_ALERT_SCAN) {
-    const count = filtered ? 500 : limit - out.length;
-    const page = await alertsStream.range({ reverse: true, end, count });
-    for (const entry of page) {
-      const alert = alertToJson(entry);
-      if (symbol !== undefined && alert.symbol !== symbol) continue;
-      if (type !== undefined && alert.type !== type) continue;
-      out.push(alert);
-      if (out.length === limit) break;
+  // Newest first from each partition's alerts stream, then merged by id.
+  const perStream = await Promise.all(streams.map(async function newestOf(alertsStream) {
+    const found: AlertJson[] = [];
+    let end = "+";
+    let scanned = 0;
+    while (found.length < limit && scanned < MAX_ALERT_SCAN) {
+      const count = filtered ? 500 : limit - found.length;
+      const page = await alertsStream.range({ reverse: true, end, count });
+      for (const entry of page) {
+        const alert = alertToJson(entry);
+        if (symbol !== undefined && alert.symbol !== symbol) continue;
+        if (type !== undefined && alert.type !== type) continue;
+        found.push(alert);
+        if (found.length === limit) break;
+      }
+      scanned += page.length;
+      if (page.length < count) break;
+      end = `(${page[page.length - 1].id}`;
     }
-    scanned += page.length;
-    if (page.length < count) break;
-    end = `(${page[page.length - 1].id}`;
-  }
+    return found;
+  }));
+  const out = perStream.flat().sort((x, y) => compareIds(y.id, x.id)).slice(0, limit);
   return out;
 }
 
 /** Per-group counts for the dashboard's queue-health panel, in GROUP_NAMES order. */
 export async function queueCounts(deps: Deps): Promise<QueueGroup[]> {
   const redis = deps.redis();
-  const keys = stockKeys(deps.config);
-  const [groups, dead] = await Promise.all([
-    openStream(redis, keys.stream).groups(),
-    redis.hgetall(keys.deadCount),
-  ]);
+  const readings = await Promise.all(
+    allStockKeys(deps.config).map((keys) =>
+      Promise.all([openStream(redis, keys.stream).groups(), redis.hgetall(keys.deadCount)])
+    ),
+  );
   return GROUP_NAMES.map((name) => {
-    const g = groups.find((info) => info.name === name);
+    const parts = readings.map(([groups]) => groups.find((info) => info.name === name));
+    const lags = parts.map((g) => g ? g.lag : null);
     return {
       name,
-      lag: g ? g.lag : null,
-      pending: g?.pending ?? 0,
-      deadLetters: Number(dead[name] ?? 0),
-      consumers: g?.consumers ?? 0,
+      lag: lags.some((lag) => lag === null) ? null : lags.reduce((n, lag) => n! + lag!, 0),
+      pending: parts.reduce((n, g) => n + (g?.pending ?? 0), 0),
+      deadLetters: readings.reduce((n, [, dead]) => n + Number(dead[name] ?? 0), 0),
+      consumers: Math.max(0, ...parts.map((g) => g?.consumers ?? 0)),
     };
   });
 }

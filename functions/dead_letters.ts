@@ -27,76 +27,125 @@ import {
   defaultDeps,
   type Deps,
   installErrorHandling,
+  intField,
   limitBody,
   onlyFields,
   readJsonBody,
   requireJson,
   requireToken,
 } from "../shared/http.ts";
-import { isStreamId, openStream, type StreamEntry } from "../shared/queue/mod.ts";
-import { stockKeys, stockQueue } from "../shared/stock_queue.ts";
+import { compareIds, isStreamId, openStream, type StreamEntry } from "../shared/queue/mod.ts";
+import { partitionIndexes } from "../shared/partitions.ts";
+import { allStockKeys, stockKeys, stockQueue } from "../shared/stock_queue.ts";
 
 /** Options of {@linkcode listDeadLetters}: those of `findDeadLetters` but the order, newest first. */
 export type ListDeadLettersOptions = Omit<FindDeadLettersOptions, "newestFirst">;
 
-/** Lists dead letters, newest first. */
+/** A dead letter as listed, with its partition when there is more than one. */
+export type ListedDeadLetter = DeadLetter & { partition?: number };
+
+/** Dead letters of every group (or one), newest first, over every partition. */
 export async function listDeadLetters(
   deps: Deps,
   options: ListDeadLettersOptions = {},
-): Promise<DeadLetter[]> {
+): Promise<ListedDeadLetter[]> {
   const { group, limit = 100 } = options;
-  const deadLetters = openStream(deps.redis(), stockKeys(deps.config).deadLetters);
-  return (await findDeadLetters(deadLetters, { group, limit, newestFirst: true }))
-    .map(parseDeadLetter);
+  const many = deps.config.streamPartitions > 1;
+  const found = await Promise.all(
+    allStockKeys(deps.config).map(async (keys) => {
+      const deadLetters = openStream(deps.redis(), keys.deadLetters);
+      const entries = await findDeadLetters(deadLetters, { group, limit, newestFirst: true });
+      return entries.map((entry) => ({
+        ...parseDeadLetter(entry),
+        ...(many ? { partition: keys.partition } : {}),
+      }));
+    }),
+  );
+  return found.flat().sort((a, b) => compareIds(b.id, a.id)).slice(0, limit);
 }
 
 /** Options of {@linkcode replayGroup}. */
 export interface ReplayGroupOptions {
   /**
    * Ids of the dead letters to replay; 404 when one is not a dead letter of the group.
-   * @default {every dead letter of the group, up to MAX_REPLAY}
+   * @default {every dead letter of the group, up to MAX_REPLAY per partition}
    */
   ids?: string[];
+  /**
+   * Partition the ids are in; undefined looks in every partition.
+   * @default {undefined}
+   */
+  partition?: number;
 }
 
-/** Replays a group's dead letters (the given ids, or all of the group's up to MAX_REPLAY). */
+/** What a replay did. */
+export interface ReplayAnswer {
+  /** Group replayed. */
+  group: string;
+  /** Dead letters attempted. */
+  attempted: number;
+  /** Dead letters whose handler succeeded; they left the dead-letter stream. */
+  succeeded: number;
+  /** Dead letters that failed again; they stay with their new error. */
+  failed: number;
+}
+
+/**
+ * Replays dead letters of `group` through its handler, partition by
+ * partition, each under that partition's lease.
+ */
 export async function replayGroup(
   deps: Deps,
   group: string,
   options: ReplayGroupOptions = {},
-): Promise<{ group: string; attempted: number; succeeded: number; failed: number }> {
-  const { ids } = options;
+): Promise<ReplayAnswer> {
+  const { ids, partition } = options;
   const definition = findGroup(group);
   if (definition === undefined) throw new NotFoundError(`Unknown consumer group: "${group}"`);
-  let entries: StreamEntry[] | undefined;
+  const partitions = partition === undefined ? partitionIndexes(deps.config) : [partition];
+  let chosen: Map<number, StreamEntry[]> | undefined;
   if (ids !== undefined) {
-    const deadLetters = openStream(deps.redis(), stockKeys(deps.config).deadLetters);
-    // Sent together, so up to MAX_REPLAY lookups cost one round trip, not one each.
-    const found = await Promise.all(
-      ids.map((id) => deadLetters.range({ start: id, end: id, count: 1 })),
-    );
-    entries = found.map(([entry], i) => {
-      if (entry === undefined || parseDeadLetter(entry).group !== group) {
-        throw new NotFoundError(`Dead letter not found for group "${group}": "${ids[i]}"`);
+    chosen = new Map();
+    // Sent together, so up to MAX_REPLAY lookups per partition cost one round trip.
+    const lookups = await Promise.all(partitions.map(async (p) => {
+      const deadLetters = openStream(deps.redis(), stockKeys(deps.config, p).deadLetters);
+      const found = await Promise.all(
+        ids.map((id) => deadLetters.range({ start: id, end: id, count: 1 })),
+      );
+      return { p, found: found.map(([entry]) => entry) };
+    }));
+    ids.forEach((id, i) => {
+      const hits = lookups.filter(({ found }) =>
+        found[i] !== undefined && parseDeadLetter(found[i]!).group === group
+      );
+      if (hits.length === 0) {
+        throw new NotFoundError(`Dead letter not found for group "${group}": "${id}"`);
       }
-      return entry;
+      for (const { p, found } of hits) chosen!.set(p, [...(chosen!.get(p) ?? []), found[i]!]);
     });
   }
-  // Without ids, the replay reads every dead letter of the group itself.
-  const queue = stockQueue(deps);
-  const result = await replayDeadLetters(queue, handlerOf(deps, queue, definition), { entries });
-  if (result.busy) {
-    throw new ConflictError(`Group "${group}" is being drained right now: retry shortly`);
+  const answer: ReplayAnswer = { group, attempted: 0, succeeded: 0, failed: 0 };
+  for (const p of chosen ? [...chosen.keys()] : partitions) {
+    const queue = stockQueue(deps, p);
+    // Without ids, the replay reads every dead letter of the group itself.
+    const result = await replayDeadLetters(queue, handlerOf(deps, queue, definition), {
+      entries: chosen?.get(p),
+    });
+    if (result.busy) {
+      throw new ConflictError(`Group "${group}" is being drained right now: retry shortly`);
+    }
+    if (result.stalled !== null && result.attempted === 0) {
+      const { dependency, error, retryAfterMs } = result.stalled;
+      throw new GroupStalledError(
+        `Cannot replay the dead letters of group "${group}" as its dependency ${dependency} failed: ${error}; they stay as they are`,
+        { group, dependency, retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) },
+      );
+    }
+    answer.attempted += result.attempted;
+    answer.succeeded += result.succeeded;
+    answer.failed += result.failed;
   }
-  if (result.stalled !== null && result.attempted === 0) {
-    const { dependency, error, retryAfterMs } = result.stalled;
-    throw new GroupStalledError(
-      `Cannot replay the dead letters of group "${group}" as its dependency ${dependency} failed: ${error}; they stay as they are`,
-      { group, dependency, retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) },
-    );
-  }
-  const { attempted, succeeded, failed } = result;
-  return { group, attempted, succeeded, failed };
+  return answer;
 }
 
 /** Builds the dead-letter functions' app. */
@@ -128,7 +177,13 @@ export function createDeadLettersApp(deps: Deps): Hono {
         throw new NotFoundError(`Unknown consumer group: "${group}"`);
       }
       const body = await readJsonBody(c);
-      onlyFields(body, ["ids"]);
+      onlyFields(body, ["ids", "partition"]);
+      const partition = body.partition === undefined ? undefined : intField(body, {
+        name: "partition",
+        min: 0,
+        max: deps.config.streamPartitions - 1,
+        fallback: 0,
+      });
       let ids: string[] | undefined;
       if (body.ids !== undefined) {
         if (
@@ -143,7 +198,7 @@ export function createDeadLettersApp(deps: Deps): Hono {
         }
         ids = [...new Set(body.ids as string[])];
       }
-      return c.json(await replayGroup(deps, group, { ids }));
+      return c.json(await replayGroup(deps, group, { ids, partition }));
     },
   );
   return app;

@@ -11,7 +11,7 @@ import { loadConfig } from "../shared/config.ts";
 import { defaultDeps, type Deps, installErrorHandling } from "../shared/http.ts";
 import { describeRedisProblem, redisProblem } from "../shared/redis.ts";
 import { readStalls, type Stall } from "../shared/queue/mod.ts";
-import { stockKeys } from "../shared/stock_queue.ts";
+import { allStockKeys, stockKeys } from "../shared/stock_queue.ts";
 
 /** What /health answers. */
 export interface Health {
@@ -22,7 +22,7 @@ export interface Health {
   /** Why the status is degraded; absent when ok. */
   reason?: string;
   /** Groups stalled on a failing dependency, with the error. */
-  stalled: ({ group: string } & Stall)[];
+  stalled: ({ group: string; partition?: number } & Stall)[];
 }
 
 /** Checks Redis (PING, memory against maxmemory) and reads the stalled groups. */
@@ -35,7 +35,7 @@ export async function checkHealth(deps: Deps): Promise<Health> {
     const [pong, memory, stalls, write] = await Promise.all([
       redis.ping(),
       redis.info("memory"),
-      readStalls(redis, keys.stalled),
+      Promise.all(allStockKeys(deps.config).map((k) => readStalls(redis, k.stalled))),
       redis.set(keys.health, String(deps.now()), "PX", 60000).then(
         () => "ok",
         (error: unknown) => {
@@ -44,7 +44,13 @@ export async function checkHealth(deps: Deps): Promise<Health> {
         },
       ),
     ]);
-    const stalled = [...stalls].map(([group, stall]) => ({ group, ...stall }));
+    const stalled = stalls.flatMap((byGroup, partition) =>
+      [...byGroup].map(([group, stall]) => ({
+        group,
+        ...(stalls.length > 1 ? { partition } : {}),
+        ...stall,
+      }))
+    );
     const used = Number(/used_memory:(\d+)/.exec(memory)?.[1] ?? 0);
     const max = Number(/maxmemory:(\d+)/.exec(memory)?.[1] ?? 0);
     if (pong !== "PONG") {

@@ -8,15 +8,21 @@
  * @module
  */
 
-import { stockKeys } from "../shared/stock_queue.ts";
+import { allStockKeys } from "../shared/stock_queue.ts";
 import { Hono } from "hono";
 import { loadConfig } from "../shared/config.ts";
 import { defaultDeps, type Deps, installErrorHandling, requireToken } from "../shared/http.ts";
-import { METRICS_CONTENT_TYPE, readQueueSnapshot, renderMetrics } from "../shared/metrics/mod.ts";
+import {
+  METRICS_CONTENT_TYPE,
+  readPartitionedSnapshot,
+  renderMetrics,
+} from "../shared/metrics/mod.ts";
 
 /** The exposition text for one scrape: Redis' figures now, plus this process's histograms. */
 export async function scrapeMetrics(deps: Deps): Promise<string> {
-  return await renderMetrics(await readQueueSnapshot(deps.redis(), stockKeys(deps.config)));
+  return await renderMetrics(
+    await readPartitionedSnapshot(deps.redis(), allStockKeys(deps.config)),
+  );
 }
 
 /** Builds the metrics function's app. */

@@ -8,8 +8,16 @@
 
 import { Hono } from "hono";
 import { loadConfig } from "../shared/config.ts";
-import { isMissingGroupError, readStalls, type Stall } from "../shared/queue/mod.ts";
-import { stockKeys } from "../shared/stock_queue.ts";
+import {
+  compareIds,
+  type GroupInfo,
+  isMissingGroupError,
+  readStalls,
+  type Stall,
+  type StreamInfo,
+} from "../shared/queue/mod.ts";
+import { partitionIndexes } from "../shared/partitions.ts";
+import { type StockKeys, stockKeys } from "../shared/stock_queue.ts";
 import { GROUP_NAMES } from "../shared/groups/registry.ts";
 import { defaultDeps, type Deps, installErrorHandling, requireToken } from "../shared/http.ts";
 import { type ConsumerInfo, openStream } from "../shared/queue/mod.ts";
@@ -36,6 +44,17 @@ export interface GroupReport {
   status: "ok" | "stalled";
   /** Why the group is stalled, or null. */
   stall: Stall | null;
+  /** Each partition of the group, with STREAM_PARTITIONS > 1 only. */
+  partitions?: {
+    partition: number;
+    consumers: number;
+    pending: number;
+    lag: number | null;
+    lastDeliveredId: string;
+    deadLetters: number;
+    oldestPendingMs: number | null;
+    status: "ok" | "stalled";
+  }[];
 }
 
 /** The whole report. */
@@ -47,6 +66,7 @@ export interface Report {
     firstId: string | null;
     lastId: string | null;
     entriesAdded: number | null;
+    partitions?: { partition: number; key: string; length: number; lastId: string | null }[];
   };
   /** Every group on the stream. */
   groups: GroupReport[];
@@ -73,11 +93,23 @@ function ignoreMissingGroup<T>(fallback: T): (error: unknown) => T {
 /** Readings of lag kept per group to tell a stuck group. */
 const LAG_HISTORY = 3;
 
-/** Builds the report; remembers each group's lag to detect lag growing across reports. */
-export async function buildReport(deps: Deps): Promise<Report> {
-  const { config } = deps;
+/** What one partition holds of the queue, read at once. */
+interface PartitionReading {
+  partition: number;
+  keys: StockKeys;
+  info: StreamInfo | null;
+  groups: GroupInfo[];
+  alertsLength: number;
+  deadLength: number;
+  deadCounts: Record<string, string>;
+  stalls: Map<string, Stall>;
+  consumers: Map<string, ConsumerInfo[]>;
+  oldest: Map<string, number | null>;
+}
+
+async function readPartition(deps: Deps, partition: number): Promise<PartitionReading> {
   const redis = deps.redis();
-  const keys = stockKeys(config);
+  const keys = stockKeys(deps.config, partition);
   const stream = openStream(redis, keys.stream);
   const [info, groups, alertsLength, deadLength, deadCounts, stalls] = await Promise.all([
     stream.info(),
@@ -87,26 +119,97 @@ export async function buildReport(deps: Deps): Promise<Report> {
     redis.hgetall(keys.deadCount),
     readStalls(redis, keys.stalled),
   ]);
-  const historyKey = keys.reportLag;
-  const history = groups.length > 0
-    ? await redis.hmget(historyKey, ...groups.map((g) => g.name))
-    : [];
-  const warnings: string[] = [];
-  const stuckAfterMs = config.claimIdleMs * config.maxDeliveries;
-  const reports = await Promise.all(groups.map(async function groupReport(g, i) {
+  const consumers = new Map<string, ConsumerInfo[]>();
+  const oldest = new Map<string, number | null>();
+  await Promise.all(groups.map(async function groupDetails(g) {
     const group = stream.group(g.name);
     // A group destroyed between XINFO GROUPS and these reads is reported as it was.
-    const [consumerDetails, oldest] = await Promise.all([
+    const [details, first] = await Promise.all([
       group.consumers().catch(ignoreMissingGroup([])),
       g.pending > 0 ? group.pendingEntries({ count: 1 }).catch(ignoreMissingGroup([])) : [],
     ]);
-    const stall = stalls.get(g.name) ?? null;
+    consumers.set(g.name, details);
+    oldest.set(g.name, first[0]?.idleMs ?? null);
+  }));
+  return {
+    partition,
+    keys,
+    info,
+    groups,
+    alertsLength,
+    deadLength,
+    deadCounts,
+    stalls,
+    consumers,
+    oldest,
+  };
+}
+
+/** A group over every partition that has it: sums, the worst oldest entry, the first stall. */
+function mergeGroup(name: string, readings: PartitionReading[]): GroupReport {
+  const parts = readings.flatMap((r) => {
+    const g = r.groups.find((info) => info.name === name);
+    return g === undefined ? [] : [{ r, g }];
+  });
+  const details = new Map<string, ConsumerInfo>();
+  for (const { r } of parts) {
+    for (const c of r.consumers.get(name) ?? []) {
+      const seen = details.get(c.name);
+      details.set(c.name, {
+        name: c.name,
+        pending: (seen?.pending ?? 0) + c.pending,
+        idleMs: Math.min(seen?.idleMs ?? Infinity, c.idleMs),
+      });
+    }
+  }
+  const oldests = parts.map(({ r }) => r.oldest.get(name) ?? null).filter((o) => o !== null);
+  const stall = parts.map(({ r }) => r.stalls.get(name)).find((st) => st !== undefined) ?? null;
+  const lags = parts.map(({ g }) => g.lag);
+  const report: GroupReport = {
+    name,
+    consumers: details.size,
+    consumerDetails: [...details.values()],
+    pending: parts.reduce((n, { g }) => n + g.pending, 0),
+    lag: lags.some((l) => l === null) ? null : lags.reduce((n, l) => n! + l!, 0),
+    lastDeliveredId: parts.map(({ g }) => g.lastDeliveredId).sort(compareIds).at(-1) ?? "0-0",
+    deadLetters: parts.reduce((n, { r }) => n + Number(r.deadCounts[name] ?? 0), 0),
+    oldestPendingMs: oldests.length === 0 ? null : Math.max(...(oldests as number[])),
+    status: stall === null ? "ok" : "stalled",
+    stall,
+  };
+  if (readings.length > 1) {
+    report.partitions = parts.map(({ r, g }) => ({
+      partition: r.partition,
+      consumers: g.consumers,
+      pending: g.pending,
+      lag: g.lag,
+      lastDeliveredId: g.lastDeliveredId,
+      deadLetters: Number(r.deadCounts[name] ?? 0),
+      oldestPendingMs: r.oldest.get(name) ?? null,
+      status: r.stalls.has(name) ? "stalled" : "ok",
+    }));
+  }
+  return report;
+}
+
+/** Builds the report over every partition; remembers each group's lag to detect it growing. */
+export async function buildReport(deps: Deps): Promise<Report> {
+  const { config } = deps;
+  const redis = deps.redis();
+  const readings = await Promise.all(partitionIndexes(config).map((p) => readPartition(deps, p)));
+  const names = [...new Set(readings.flatMap((r) => r.groups.map((g) => g.name)))];
+  const groups = names.map((name) => mergeGroup(name, readings));
+  const historyKey = readings[0].keys.reportLag;
+  const history = groups.length > 0 ? await redis.hmget(historyKey, ...names) : [];
+  const warnings: string[] = [];
+  const stuckAfterMs = config.claimIdleMs * config.maxDeliveries;
+  const recentLags = groups.map(function warn(g, i) {
+    const { stall, oldestPendingMs } = g;
     if (stall !== null) {
       warnings.push(
         `Group "${g.name}" is stalled since ${stall.since}: its dependency ${stall.dependency} fails (${stall.error}); its entries stay pending and drains retry after ${stall.retryAt}`,
       );
     }
-    const oldestPendingMs = oldest[0]?.idleMs ?? null;
     if (g.pending > config.pendingWarn) {
       warnings.push(
         `Group "${g.name}" has ${g.pending} pending entries: more than PENDING_WARN ${config.pendingWarn}`,
@@ -129,57 +232,75 @@ export async function buildReport(deps: Deps): Promise<Report> {
         })`,
       );
     }
-    if (g.lag !== null && g.lag > config.maxLag) {
+    if (worstLag(g) > config.maxLag) {
       warnings.push(
-        `Backpressure: group "${g.name}" lags ${g.lag} entries, more than MAX_LAG ${config.maxLag}; emits answer 429`,
+        `Backpressure: group "${g.name}" lags ${
+          worstLag(g)
+        } entries, more than MAX_LAG ${config.maxLag}; emits answer 429`,
       );
     }
-    return {
-      report: {
-        name: g.name,
-        consumers: g.consumers,
-        consumerDetails,
-        pending: g.pending,
-        lag: g.lag,
-        lastDeliveredId: g.lastDeliveredId,
-        deadLetters: Number(deadCounts[g.name] ?? 0),
-        oldestPendingMs,
-        status: stall === null ? "ok" as const : "stalled" as const,
-        stall,
-      },
-      lags: recent,
-    };
-  }));
-  if (reports.length > 0) {
+    return recent;
+  });
+  if (groups.length > 0) {
     // Best effort: a full Redis refuses the write, and the report must still answer.
     await redis.hset(
       historyKey,
-      Object.fromEntries(reports.map((r) => [r.report.name, JSON.stringify(r.lags)])),
+      Object.fromEntries(groups.map((g, i) => [g.name, JSON.stringify(recentLags[i])])),
     ).catch(() => 0);
   }
-  const missingGroups = GROUP_NAMES.filter((name) => !groups.some((g) => g.name === name));
+  const infos = readings.map((r) => r.info).filter((info) => info !== null);
+  const length = infos.reduce((n, info) => n + info.length, 0);
+  const missingGroups = GROUP_NAMES.filter((name) =>
+    readings.some((r) => !r.groups.some((g) => g.name === name))
+  );
   for (const name of missingGroups) {
     warnings.push(
-      info === null
+      infos.length === 0
         ? `Group "${name}" does not exist and neither does the stream "${config.streamKey}": a fresh Redis, or one that lost its data; the next emit or drain creates it at 0`
-        : `Group "${name}" is missing from the stream "${config.streamKey}": Redis lost it (FLUSHALL, restart without persistence, failover to an empty replica) or it was destroyed; the next emit or drain recreates it at 0 and it processes the ${info.length} entries the stream holds`,
+        : `Group "${name}" is missing from the stream "${config.streamKey}": Redis lost it (FLUSHALL, restart without persistence, failover to an empty replica) or it was destroyed; the next emit or drain recreates it at 0 and it processes the ${length} entries the stream holds`,
     );
   }
+  const firstIds = infos.flatMap((i) => i.firstId === null ? [] : [i.firstId]).sort(compareIds);
+  const lastIds = infos.map((i) => i.lastGeneratedId).filter((id) => id !== "0-0").sort(compareIds);
+  const added = infos.map((i) => i.entriesAdded);
+  const single = readings.length === 1;
   return {
     stream: {
-      key: config.streamKey,
-      length: info?.length ?? 0,
-      firstId: info?.firstId ?? null,
-      lastId: info && info.lastGeneratedId !== "0-0" ? info.lastGeneratedId : null,
-      entriesAdded: info?.entriesAdded ?? null,
+      key: single ? readings[0].keys.stream : config.streamKey,
+      length,
+      firstId: firstIds[0] ?? null,
+      lastId: lastIds.at(-1) ?? null,
+      entriesAdded: infos.length === 0 || added.some((a) => a === null)
+        ? null
+        : added.reduce((n, a) => n! + a!, 0),
+      ...(single ? {} : {
+        partitions: readings.map((r) => ({
+          partition: r.partition,
+          key: r.keys.stream,
+          length: r.info?.length ?? 0,
+          lastId: r.info && r.info.lastGeneratedId !== "0-0" ? r.info.lastGeneratedId : null,
+        })),
+      }),
     },
-    groups: reports.map((r) => r.report),
+    groups,
     missingGroups,
-    alerts: { key: keys.alerts, length: alertsLength },
-    deadLetters: { key: keys.deadLetters, length: deadLength },
-    backpressure: groups.some((g) => (g.lag ?? 0) > config.maxLag),
+    alerts: {
+      key: single ? readings[0].keys.alerts : config.alertsKey,
+      length: readings.reduce((n, r) => n + r.alertsLength, 0),
+    },
+    deadLetters: {
+      key: single ? readings[0].keys.deadLetters : config.deadLetterKey,
+      length: readings.reduce((n, r) => n + r.deadLength, 0),
+    },
+    backpressure: groups.some((g) => worstLag(g) > config.maxLag),
     warnings,
   };
+}
+
+/** The lag of a group's most lagging partition: what backpressure compares with MAX_LAG. */
+function worstLag(group: GroupReport): number {
+  if (group.partitions === undefined) return group.lag ?? 0;
+  return Math.max(0, ...group.partitions.map((p) => p.lag ?? 0));
 }
 
 /** Builds the report function's app. */

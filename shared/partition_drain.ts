@@ -88,7 +88,9 @@ export async function drainPartition(
 export async function partitionsByLag(deps: Deps, group: string): Promise<number[]> {
   const lags = await Promise.all(
     partitionIndexes(deps.config).map(async (partition) => {
-      const info = (await stockQueue(deps, partition).stream.groups()).find((g) => g.name === group);
+      const info = (await stockQueue(deps, partition).stream.groups()).find((g) =>
+        g.name === group
+      );
       return { partition, lag: info === undefined ? Infinity : info.lag ?? Infinity };
     }),
   );

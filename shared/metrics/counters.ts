@@ -135,3 +135,25 @@ export function parseCounters(hash: Record<string, string>): Counters {
   }
   return out;
 }
+
+/** Counters of several partitions as one: sums, and the latest drain per group. */
+export function mergeCounters(all: Counters[]): Counters {
+  const out = emptyCounters();
+  const add = (map: Map<string, number>, key: string, value: number) =>
+    map.set(key, (map.get(key) ?? 0) + value);
+  for (const c of all) {
+    out.emitted += c.emitted;
+    for (const name of GROUP_COUNTERS) {
+      for (const [group, value] of c.groups[name]) add(out.groups[name], group, value);
+    }
+    for (const [group, byType] of c.alerts) {
+      const merged = out.alerts.get(group) ?? new Map<string, number>();
+      for (const [type, value] of byType) add(merged, type, value);
+      out.alerts.set(group, merged);
+    }
+    for (const [group, ms] of c.lastDrainMs) {
+      out.lastDrainMs.set(group, Math.max(out.lastDrainMs.get(group) ?? 0, ms));
+    }
+  }
+  return out;
+}

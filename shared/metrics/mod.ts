@@ -12,6 +12,7 @@ export {
   emptyCounters,
   GROUP_COUNTERS,
   type GroupCounter,
+  mergeCounters,
   parseCounters,
 } from "./counters.ts";
 export { METRICS_CONTENT_TYPE, renderMetrics, snapshotRegistry } from "./exposition.ts";
@@ -19,6 +20,7 @@ export { observeDrain, observeEmit, processRegistry } from "./histograms.ts";
 export {
   type GroupSnapshot,
   type QueueSnapshot,
+  readPartitionedSnapshot,
   readQueueSnapshot,
   type SnapshotKeys,
   type SnapshotOptions,

@@ -11,7 +11,7 @@ import type { Redis } from "ioredis";
 import type { StockKeys } from "../stock_queue.ts";
 import { GROUP_NAMES } from "../groups/registry.ts";
 import { isRedisUnavailable } from "../redis.ts";
-import { type Counters, parseCounters } from "./counters.ts";
+import { type Counters, mergeCounters, parseCounters } from "./counters.ts";
 
 /** One registered group as a scrape sees it. */
 export interface GroupSnapshot {
@@ -161,5 +161,50 @@ export async function readQueueSnapshot(
       dead_letters: Number(dead ?? 0),
     },
     counters: parseCounters((counters ?? {}) as Record<string, string>),
+  };
+}
+
+/**
+ * The snapshot of every partition, read in one pipeline each (each
+ * partition's keys share one slot, so this works on Redis Cluster), merged:
+ * sums per group, the oldest pending entry and the most consumers of any.
+ *
+ * @example
+ * ```ts
+ * import type { Redis } from "ioredis";
+ * import { loadConfig } from "../config.ts";
+ * import { allStockKeys } from "../stock_queue.ts";
+ * declare const redis: Redis;
+ * const snapshot = await readPartitionedSnapshot(redis, allStockKeys(loadConfig()));
+ * ```
+ */
+export async function readPartitionedSnapshot(
+  redis: Redis,
+  keys: readonly SnapshotKeys[],
+  options: SnapshotOptions = {},
+): Promise<QueueSnapshot> {
+  const all = await Promise.all(keys.map((k) => readQueueSnapshot(redis, k, options)));
+  if (all.length === 1) return all[0];
+  const sum = (pick: (s: QueueSnapshot) => number) => all.reduce((n, s) => n + pick(s), 0);
+  return {
+    groups: all[0].groups.map(function mergeGroup(first, i) {
+      const parts = all.map((s) => s.groups[i]);
+      const lags = parts.map((g) => g.lag);
+      return {
+        name: first.name,
+        exists: parts.every((g) => g.exists),
+        lag: lags.some((l) => l === null) ? null : lags.reduce((n, l) => n! + l!, 0),
+        pending: parts.reduce((n, g) => n + g.pending, 0),
+        consumers: Math.max(...parts.map((g) => g.consumers)),
+        oldestPendingIdleMs: Math.max(...parts.map((g) => g.oldestPendingIdleMs)),
+        deadLetters: parts.reduce((n, g) => n + g.deadLetters, 0),
+      };
+    }),
+    streams: {
+      quotes: sum((s) => s.streams.quotes),
+      alerts: sum((s) => s.streams.alerts),
+      dead_letters: sum((s) => s.streams.dead_letters),
+    },
+    counters: mergeCounters(all.map((s) => s.counters)),
   };
 }
