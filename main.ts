@@ -17,6 +17,7 @@ import { log, setLogFormat } from "./shared/log.ts";
 import { closeQuoteStores } from "./shared/store/quote_store.ts";
 import { redactUrl } from "./shared/redact.ts";
 import { closeAllRedis, describeRedisProblem, redisProblem } from "./shared/redis.ts";
+import { closeAllClusters } from "./shared/redis_cluster.ts";
 import { releaseCronDuty, servedByDenoServe, takeCronDuty } from "./shared/serve_mode.ts";
 
 /** Longest a stop may take before the process exits anyway, in ms. */
@@ -177,6 +178,7 @@ async function shutdown(signal: string): Promise<void> {
   await server?.shutdown().catch(() => {});
   await closeQuoteStores();
   await closeAllRedis();
+  await closeAllClusters();
   releaseCronDuty();
   clearTimeout(forced);
   Deno.exit(0);

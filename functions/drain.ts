@@ -18,6 +18,7 @@ import {
   type PartitionDrain,
   type PartitionDrainOptions,
 } from "../shared/partition_drain.ts";
+import { ensureLayout } from "../shared/layout.ts";
 import { partitionIndexes } from "../shared/partitions.ts";
 import {
   defaultDeps,
@@ -135,6 +136,12 @@ export async function drainAll(
   } = options;
   return await withSpan("drain-all", async function tracedDrainAll() {
     const started = deps.now();
+    try {
+      await ensureLayout(deps);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      return GROUPS.map((g) => ({ group: g.group, error: message }));
+    }
     const pairs = GROUPS.flatMap((group) =>
       partitionIndexes(config).map((partition) => ({ group, partition }))
     );

@@ -19,6 +19,7 @@ import {
 } from "./errors.ts";
 import { GROUPS } from "./groups/registry.ts";
 import type { Deps } from "./http.ts";
+import { ensureLayout } from "./layout.ts";
 import { latestRest } from "./market/latest.ts";
 import { encodeQuote } from "./market/quotes.ts";
 import { initialSimulatorState, simulateTicks } from "./market/simulator.ts";
@@ -124,6 +125,7 @@ async function ensurePartitionGroups(deps: Deps, partition: number): Promise<num
  * is missed by them.
  */
 export async function checkBackpressure(deps: Deps): Promise<void> {
+  await ensureLayout(deps);
   const lags = await Promise.all(
     partitionIndexes(deps.config).map((p) => ensurePartitionGroups(deps, p)),
   );

@@ -106,3 +106,12 @@ export class GroupStalledError extends HttpError {
     this.name = "GroupStalledError";
   }
 }
+
+/** 409: STREAM_PARTITIONS differs from the layout the data is in, and entries still wait there. */
+export class PartitionLayoutError extends HttpError {
+  /** Creates a 409 error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(409, message, options);
+    this.name = "PartitionLayoutError";
+  }
+}

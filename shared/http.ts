@@ -5,6 +5,7 @@
  * @module
  */
 
+import { type CreateClusterClientOptions, getClusterClient } from "./redis_cluster.ts";
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { bodyLimit } from "hono/body-limit";
@@ -33,12 +34,27 @@ export interface Deps {
   signal?: AbortSignal;
 }
 
-/** Default dependencies for `config`: the isolate's shared Redis client, real clock. */
+/** The user and password of REDIS_URL, which every cluster node shares. */
+function clusterCredentials(config: Config): CreateClusterClientOptions {
+  const url = new URL(config.redisUrl);
+  return {
+    username: url.username === "" ? undefined : decodeURIComponent(url.username),
+    password: url.password === "" ? undefined : decodeURIComponent(url.password),
+  };
+}
+
+/** Default dependencies for `config`: the isolate's shared Redis (or Cluster) client, real clock. */
 export function defaultDeps(config: Config): Deps {
   return {
     config,
     redis() {
-      return getRedis(config.redisUrl);
+      if (config.redisClusterNodes === undefined) return getRedis(config.redisUrl);
+      // ioredis's Cluster speaks the same commands as Redis; typed as Redis
+      // because a union of the two has no callable overloads.
+      return getClusterClient(
+        config.redisClusterNodes,
+        clusterCredentials(config),
+      ) as unknown as Redis;
     },
     now: Date.now,
     random: Math.random,

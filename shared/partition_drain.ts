@@ -10,6 +10,7 @@
 import { handlerOf } from "./groups/context.ts";
 import type { StockGroup } from "./groups/group.ts";
 import type { Deps } from "./http.ts";
+import { ensureLayout } from "./layout.ts";
 import { partitionIndexes } from "./partitions.ts";
 import { consumerName, drainGroup, type DrainResult, type StalledDrain } from "./queue/mod.ts";
 import { stockQueue } from "./stock_queue.ts";
@@ -153,6 +154,7 @@ export async function drainPartitions(
 ): Promise<DrainResponse> {
   const { budgetMs, partition } = options;
   const started = deps.now();
+  await ensureLayout(deps);
   const order = partition !== undefined
     ? [partition]
     : deps.config.streamPartitions === 1

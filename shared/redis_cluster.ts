@@ -306,3 +306,10 @@ export function isClusterUnavailable(error: unknown): boolean {
   const message = error instanceof Error ? error.message : "";
   return CLUSTER_UNAVAILABLE.test(message) || isRedisUnavailable(error);
 }
+
+/** Closes every cluster client this isolate made through {@linkcode getClusterClient}. */
+export async function closeAllClusters(): Promise<void> {
+  const all = [...clusters.values()];
+  clusters.clear();
+  await Promise.all(all.map((cluster) => closeCluster(cluster).catch(() => {})));
+}

@@ -20,7 +20,7 @@ import { createRandom } from "../shared/market/simulator.ts";
 import { emitQuotes } from "../functions/emit_quotes.ts";
 import { decodeQuote, fieldsToRecord, QuoteDecodeError } from "../shared/market/quotes.ts";
 import { compareIds, openStream, type StreamEntry } from "../shared/queue/mod.ts";
-import { stockKeys } from "../shared/stock_queue.ts";
+import { allStockKeys } from "../shared/stock_queue.ts";
 
 /** One alert, reduced to what a serial pass determines (no message text or wall time). */
 export interface AlertRecord {
@@ -135,10 +135,21 @@ export async function referenceOutcome(
   target: Target,
   processors: readonly StockGroup[],
 ): Promise<Outcome> {
-  const { redis, config } = target;
-  const entries = await readAllEntries(redis, config.streamKey);
+  const entries = await readAllQuotes(target);
   const analyses = processors.filter((p) => !isSinkProcessor(p)) as Analysis[];
-  return referencePass(entries, { analyses, settings: settingsOf(config) });
+  return referencePass(entries, { analyses, settings: settingsOf(target.config) });
+}
+
+/**
+ * Every quote of every partition, each partition in stream order. A symbol
+ * lives in one partition and the analyses keep state per symbol, so one
+ * pass over this list equals one pass over the quotes in emit order.
+ */
+export async function readAllQuotes(target: Target): Promise<StreamEntry[]> {
+  const parts = await Promise.all(
+    allStockKeys(target.config).map((keys) => readAllEntries(target.redis, keys.stream)),
+  );
+  return parts.flat();
 }
 
 /** What the engine left in Redis for each of `groups`: its alerts and its state hash. */
@@ -149,7 +160,10 @@ export async function actualOutcome(
   const { redis, config } = target;
   const outcome: Outcome = {};
   for (const group of groups) outcome[group] = { alerts: [], states: {} };
-  for (const entry of await readAllEntries(redis, config.alertsKey)) {
+  const alerts = await Promise.all(
+    allStockKeys(config).map((keys) => readAllEntries(redis, keys.alerts)),
+  );
+  for (const entry of alerts.flat()) {
     const r = fieldsToRecord(entry.fields);
     const target = outcome[r.group ?? ""];
     if (target === undefined) continue;
@@ -162,16 +176,19 @@ export async function actualOutcome(
     });
   }
   for (const group of groups) {
-    const raw = await redis.hgetall(stockKeys(config).state(group));
-    for (const [symbol, json] of Object.entries(raw)) {
-      outcome[group].states[symbol] = JSON.parse(json);
+    for (const keys of allStockKeys(config)) {
+      const raw = await redis.hgetall(keys.state(group));
+      for (const [symbol, json] of Object.entries(raw)) {
+        outcome[group].states[symbol] = JSON.parse(json);
+      }
     }
   }
   return outcome;
 }
 
 function alertKey(a: AlertRecord): string {
-  return `${a.group} ${a.sourceId} ${a.type}`;
+  // Ids are per partition, and a symbol lives in one: the symbol makes the key unique.
+  return `${a.group} ${a.symbol} ${a.sourceId} ${a.type}`;
 }
 
 function describe(a: AlertRecord): string {
@@ -303,18 +320,24 @@ export async function groupsBehind(
   target: Target,
   groups: readonly string[],
 ): Promise<string[]> {
-  const quotes = openStream(target.redis, target.config.streamKey);
-  const info = await quotes.groups();
-  const stream = await quotes.info();
   const behind: string[] = [];
-  for (const group of groups) {
-    const g = info.find((i) => i.name === group);
-    // Redis reports lag null when it cannot count; the last delivered id still tells.
-    const delivered = g !== undefined && stream !== null &&
-      (g.lag === 0 ||
-        (g.lag === null && compareIds(g.lastDeliveredId, stream.lastGeneratedId) >= 0));
-    if (g === undefined || !delivered || g.pending !== 0) {
-      behind.push(`${group}: lag=${g?.lag ?? "no group"} pending=${g?.pending ?? "no group"}`);
+  const many = target.config.streamPartitions > 1;
+  for (const keys of allStockKeys(target.config)) {
+    const quotes = openStream(target.redis, keys.stream);
+    const info = await quotes.groups();
+    const stream = await quotes.info();
+    for (const group of groups) {
+      const g = info.find((i) => i.name === group);
+      // Redis reports lag null when it cannot count; the last delivered id still tells.
+      const delivered = g !== undefined && stream !== null &&
+        (g.lag === 0 ||
+          (g.lag === null && compareIds(g.lastDeliveredId, stream.lastGeneratedId) >= 0));
+      if (g === undefined || !delivered || g.pending !== 0) {
+        const where = many ? ` (partition ${keys.partition})` : "";
+        behind.push(
+          `${group}${where}: lag=${g?.lag ?? "no group"} pending=${g?.pending ?? "no group"}`,
+        );
+      }
     }
   }
   return behind;
@@ -344,7 +367,7 @@ export async function assertMatchesReference(
   if (behind.length > 0) {
     throw new AssertionError({ message: `groups not caught up:\n  ${behind.join("\n  ")}` });
   }
-  const entries = await readAllEntries(redis, config.streamKey);
+  const entries = await readAllQuotes(target);
   const analyses = processors.filter((p) => !isSinkProcessor(p)) as Analysis[];
   const expected = referencePass(entries, { analyses, settings: settingsOf(config) });
   const actual = await actualOutcome(target, analyses.map((a) => a.group));

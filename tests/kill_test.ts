@@ -15,6 +15,7 @@ import {
 } from "./_reference.ts";
 import { freePort, startRedis } from "./_redis_server.ts";
 import { GROUPS } from "../shared/groups/registry.ts";
+import { allStockKeys } from "../shared/stock_queue.ts";
 
 /** Times the app is killed with SIGKILL while it drains. */
 const TRIALS = 20;
@@ -112,10 +113,15 @@ class App {
   }
 }
 
-Deno.test("a drain survives being killed 20 times without losing or duplicating an effect", async () => {
+/** Kills the app TRIALS times while it drains `partitions` partitions, then checks every effect. */
+async function survivesKills(partitions: number): Promise<void> {
   const server = await startRedis();
   const redis = createRedis(server.url);
-  const env = referenceEnv(server, { CLAIM_IDLE_MS: "300", DRAIN_BUDGET_MS: "200" });
+  const env = referenceEnv(server, {
+    CLAIM_IDLE_MS: "300",
+    DRAIN_BUDGET_MS: "200",
+    STREAM_PARTITIONS: String(partitions),
+  });
   const config = loadConfig(env);
   const deps = referenceDeps(config, [redis]);
   const feed = quoteFeed(deps, SEED);
@@ -175,10 +181,12 @@ Deno.test("a drain survives being killed 20 times without losing or duplicating 
       await Promise.all([...drivers, emitting]);
       // Entries the killed process had read but not committed stay pending under its consumers.
       let pendingOfKilled = 0;
-      for (const group of groups) {
-        const summary = await openStream(redis, config.streamKey).group(group).pending();
-        for (const c of summary.consumers) {
-          if (c.name.endsWith(`:${pid}`)) pendingOfKilled += c.pending;
+      for (const keys of allStockKeys(config)) {
+        for (const group of groups) {
+          const summary = await openStream(redis, keys.stream).group(group).pending();
+          for (const c of summary.consumers) {
+            if (c.name.endsWith(`:${pid}`)) pendingOfKilled += c.pending;
+          }
         }
       }
       if (pendingOfKilled > 0) killedMidDrain += 1;
@@ -211,7 +219,7 @@ Deno.test("a drain survives being killed 20 times without losing or duplicating 
     const diff = diffOutcomes(expected, actual);
     const alerts = Object.values(expected).reduce((n, g) => n + g.alerts.length, 0);
     console.log(
-      `kill test: trials=${TRIALS} entries=${ENTRIES} lost=${diff.lost.length} ` +
+      `kill test: partitions=${partitions} trials=${TRIALS} entries=${ENTRIES} lost=${diff.lost.length} ` +
         `duplicated=${diff.duplicated.length} killed_mid_drain=${killedMidDrain} ` +
         `left_pending=${leftPending} alerts=${alerts} seconds=${
           ((performance.now() - started) / 1000).toFixed(1)
@@ -227,4 +235,12 @@ Deno.test("a drain survives being killed 20 times without losing or duplicating 
     await closeRedis(redis);
     await server.stop();
   }
+}
+
+Deno.test("a drain survives being killed 20 times without losing or duplicating an effect", async () => {
+  await survivesKills(1);
+});
+
+Deno.test("with four partitions, a drain survives being killed 20 times without losing or duplicating an effect", async () => {
+  await survivesKills(4);
 });
