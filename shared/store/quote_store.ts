@@ -182,21 +182,27 @@ function sqliteStore(path: string, table: string): QuoteStore {
       // WAL lets the API read while a drain writes; busy_timeout makes a
       // second process wait for the write lock instead of failing at once.
       opened.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;");
+      // Ids are per partition and a symbol lives in one: (symbol, id) names a quote.
       opened.exec(`CREATE TABLE IF NOT EXISTS "${table}" (
-        id TEXT PRIMARY KEY,
+        id TEXT NOT NULL,
         symbol TEXT NOT NULL,
         price REAL NOT NULL,
         change_percent REAL,
         volume REAL NOT NULL,
         timestamp REAL NOT NULL,
-        datetime TEXT NOT NULL
+        datetime TEXT NOT NULL,
+        PRIMARY KEY (symbol, id)
       ) WITHOUT ROWID`);
       opened.exec(
         `CREATE INDEX IF NOT EXISTS "${table}_symbol_timestamp" ON "${table}" (symbol, timestamp)`,
       );
+      // Tables made before partitions have PRIMARY KEY (id): the conflict target needs this.
+      opened.exec(
+        `CREATE UNIQUE INDEX IF NOT EXISTS "${table}_symbol_id" ON "${table}" (symbol, id)`,
+      );
       insert = opened.prepare(
         `INSERT INTO "${table}" (${COLUMNS.join(", ")}) VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO NOTHING`,
+         ON CONFLICT (symbol, id) DO NOTHING`,
       );
       select = opened.prepare(
         `SELECT ${COLUMNS.join(", ")} FROM "${table}"
@@ -268,16 +274,20 @@ function postgresStore(url: string, table: string): QuoteStore {
   async function createSchema(client: postgres.Sql): Promise<void> {
     if (parts.length === 2) await client.unsafe(`CREATE SCHEMA IF NOT EXISTS "${parts[0]}"`);
     await client.unsafe(`CREATE TABLE IF NOT EXISTS ${quoted} (
-      id text PRIMARY KEY,
+      id text NOT NULL,
       symbol text NOT NULL,
       price double precision NOT NULL,
       change_percent double precision,
       volume double precision NOT NULL,
       "timestamp" double precision NOT NULL,
-      datetime text NOT NULL
+      datetime text NOT NULL,
+      PRIMARY KEY (symbol, id)
     )`);
     await client.unsafe(
       `CREATE INDEX IF NOT EXISTS "${name}_symbol_timestamp" ON ${quoted} (symbol, "timestamp")`,
+    );
+    await client.unsafe(
+      `CREATE UNIQUE INDEX IF NOT EXISTS "${name}_symbol_id" ON ${quoted} (symbol, id)`,
     );
   }
   async function openOnce(): Promise<postgres.Sql> {
@@ -323,7 +333,7 @@ function postgresStore(url: string, table: string): QuoteStore {
         // One multi-row INSERT is one transaction: the chunk is stored whole or not at all.
         const result = await client`
           INSERT INTO ${client(table)} ${client(rows, ...COLUMNS)}
-          ON CONFLICT (id) DO NOTHING`;
+          ON CONFLICT (symbol, id) DO NOTHING`;
         return result.count;
       } catch (error) {
         throw toStoreError("postgres", error);

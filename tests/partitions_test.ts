@@ -1,0 +1,230 @@
+import assert from "node:assert/strict";
+import { createApp } from "../shared/app.ts";
+import { loadConfig } from "../shared/config.ts";
+import { drainAll, drainOne } from "../functions/drain.ts";
+import { emitQuotes } from "../functions/emit_quotes.ts";
+import { GROUPS } from "../shared/groups/registry.ts";
+import type { Deps } from "../shared/http.ts";
+import { resetLayoutCache } from "../shared/layout.ts";
+import { encodeQuote } from "../shared/market/quotes.ts";
+import { createRandom, initialSimulatorState, simulateTicks } from "../shared/market/simulator.ts";
+import { partitionOf } from "../shared/partitions.ts";
+import { resetGroupCache } from "../shared/queue/mod.ts";
+import { allStockKeys, stockKeys } from "../shared/stock_queue.ts";
+import { closeQuoteStores } from "../shared/store/quote_store.ts";
+import { checkBackpressure } from "../functions/emit_quotes.ts";
+import {
+  actualOutcome,
+  assertMatchesReference,
+  readAllEntries,
+  referenceEnv,
+} from "./_reference.ts";
+import { startRedis, type TestRedis } from "./_redis_server.ts";
+
+let server: TestRedis;
+
+async function setup(env: Record<string, string> = {}): Promise<Deps> {
+  server ??= await startRedis();
+  await server.flush();
+  resetGroupCache();
+  resetLayoutCache();
+  await closeQuoteStores();
+  const config = loadConfig(referenceEnv(server, { STREAM_PARTITIONS: "4", ...env }));
+  return {
+    config,
+    redis: () => server.client(),
+    now: Date.now,
+    random: createRandom(7),
+  };
+}
+
+Deno.test("with four partitions each symbol's quotes go to one stream, picked by a stable hash", async () => {
+  const deps = await setup();
+  const result = await emitQuotes(deps, { ticks: 5 });
+  assert.equal(result.emitted, 40);
+  assert.equal(result.partitions?.reduce((n, p) => n + p.emitted, 0), 40);
+  for (const keys of allStockKeys(deps.config)) {
+    assert.match(keys.stream, new RegExp(`\\{p${keys.partition}\\}$`));
+    for (const entry of await readAllEntries(server.client(), keys.stream)) {
+      const symbol = entry.fields[entry.fields.indexOf("symbol") + 1];
+      assert.equal(partitionOf(symbol, 4), keys.partition, `${symbol} in ${keys.stream}`);
+    }
+  }
+  // The hash is FNV-1a of the symbol: fixed for ever, whatever runs it.
+  assert.deepEqual(
+    ["AAPL", "GOOGL", "MSFT", "AMZN", "TSLA", "META", "NVDA", "NFLX"].map((s) => partitionOf(s, 4)),
+    ["AAPL", "GOOGL", "MSFT", "AMZN", "TSLA", "META", "NVDA", "NFLX"].map((s) => partitionOf(s, 4)),
+  );
+  assert.equal(partitionOf("AAPL", 1), 0);
+});
+
+Deno.test("alerts, states and stored quotes with four partitions equal a one-partition run of the same quotes", async () => {
+  const { quotes } = simulateTicks(initialSimulatorState(), {
+    symbols: ["AAPL", "GOOGL", "MSFT", "AMZN", "TSLA", "META", "NVDA", "NFLX"],
+    ticks: 400,
+    now: Date.UTC(2024, 0, 3, 21),
+    random: createRandom(11),
+  });
+  server ??= await startRedis();
+  async function run(partitions: number) {
+    const deps = await setup({
+      STREAM_PARTITIONS: String(partitions),
+      DATABASE_PATH: `${server.dir}/quotes-${partitions}.db`,
+    });
+    await checkBackpressure(deps); // creates every group of every partition
+    for (const quote of quotes) {
+      const keys = stockKeys(deps.config, partitionOf(quote.symbol, partitions));
+      await server.client().xadd(keys.stream, "*", ...encodeQuote(quote));
+    }
+    for (let round = 0; round < 20; round++) {
+      const results = await drainAll(deps, { budgetMs: 5000, count: 200 });
+      if (results.every((r) => !("error" in r) && !r.more)) break;
+    }
+    await assertMatchesReference({ redis: server.client(), config: deps.config }, GROUPS);
+    const outcome = await actualOutcome({ redis: server.client(), config: deps.config }, [
+      ...GROUPS.map((g) => g.group),
+    ]);
+    // Ids differ between the two runs; what each alert says may not.
+    const alerts = Object.values(outcome).flatMap((g) =>
+      g.alerts.map((a) => `${a.group} ${a.symbol} ${a.type} ${a.value}`)
+    ).sort();
+    const states = Object.fromEntries(Object.entries(outcome).map(([g, o]) => [g, o.states]));
+    const store = await import("../shared/store/quote_store.ts");
+    const history = await Promise.all(
+      deps.config.symbols.map((s) => store.getQuoteStore(deps.config).history(s, { limit: 1000 })),
+    );
+    const stored = history.flat().map((q) => `${q.symbol} ${q.timestamp} ${q.price} ${q.volume}`)
+      .sort();
+    return { alerts, states, stored };
+  }
+  const one = await run(1);
+  const four = await run(4);
+  assert.ok(one.alerts.length > 20, `only ${one.alerts.length} alerts`);
+  assert.deepEqual(four.alerts, one.alerts);
+  assert.deepEqual(four.states, one.states);
+  assert.equal(one.stored.length, quotes.length);
+  assert.equal(
+    four.stored.length,
+    one.stored.length,
+    `stored ${four.stored.length} vs ${one.stored.length}`,
+  );
+  assert.deepEqual(four.stored, one.stored);
+});
+
+Deno.test("four concurrent drains of one group take four different partitions", async () => {
+  const deps = await setup();
+  await emitQuotes(deps, { ticks: 50 });
+  const results = await Promise.all(
+    Array.from({ length: 4 }, () => drainOne(deps, "price-alerts", { count: 10, budgetMs: 3000 })),
+  );
+  const total = results.reduce((n, r) => n + r.acked, 0);
+  assert.equal(total, 400);
+  // Each drain took the partitions nobody else held; together they covered all four.
+  const drained = results.flatMap((r) =>
+    (r.partitions ?? []).filter((p) => !p.busy && p.acked > 0).map((p) => p.partition)
+  );
+  assert.deepEqual([...new Set(drained)].sort(), [0, 1, 2, 3]);
+  // Only price-alerts drained: the reference is checked for it alone.
+  await assertMatchesReference({ redis: server.client(), config: deps.config }, [
+    GROUPS.find((g) => g.group === "price-alerts")!,
+  ]);
+});
+
+Deno.test("a drain can target one partition, and a partition that does not exist is a 400", async () => {
+  const deps = await setup();
+  await emitQuotes(deps, { ticks: 3 });
+  const one = await drainOne(deps, "volume-analysis", { partition: 2, budgetMs: 1000 });
+  assert.deepEqual(one.partitions?.map((p) => p.partition), [2]);
+  const app = createApp(deps);
+  const bad = await app.request("/drain/volume-analysis", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ partition: 4 }),
+  });
+  assert.equal(bad.status, 400);
+  assert.match((await bad.json()).error, /partition/);
+});
+
+Deno.test("an Idempotency-Key covers every partition: a retry after a partial failure completes the rest and answers the same", async () => {
+  const deps = await setup();
+  const client = server.client();
+  // Partition 2's simulator state is not a hash: its append fails after 0 and 1 are done.
+  const broken = stockKeys(deps.config, 2).simulator;
+  await client.set(broken, "not a hash");
+  await assert.rejects(emitQuotes(deps, { ticks: 2, idempotencyKey: "k-1", fingerprint: "f" }));
+  const lengths = async () =>
+    await Promise.all(allStockKeys(deps.config).map((k) => client.xlen(k.stream)));
+  const afterFailure = await lengths();
+  assert.ok(afterFailure[0] > 0 && afterFailure[2] === 0, `lengths ${afterFailure}`);
+  await client.del(broken);
+  const first = await emitQuotes(deps, { ticks: 2, idempotencyKey: "k-1", fingerprint: "f" });
+  const again = await emitQuotes(deps, { ticks: 2, idempotencyKey: "k-1", fingerprint: "f" });
+  assert.deepEqual(again, first);
+  assert.equal(first.emitted, 16);
+  // Partitions done before the failure were not emitted twice.
+  const final = await lengths();
+  assert.equal(final[0], afterFailure[0]);
+  assert.equal(final.reduce((n, l) => n + l, 0), 16);
+});
+
+Deno.test("changing STREAM_PARTITIONS is refused while the old layout owes entries, and allowed once it is drained", async () => {
+  const one = await setup({ STREAM_PARTITIONS: "1" });
+  await emitQuotes(one, { ticks: 2 });
+  resetLayoutCache();
+  const four = {
+    ...one,
+    config: loadConfig(referenceEnv(server, { STREAM_PARTITIONS: "4" })),
+  };
+  const app = createApp(four);
+  const refused = await app.request("/emit-quotes", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: "{}",
+  });
+  assert.equal(refused.status, 409);
+  assert.match(
+    (await refused.json()).error,
+    /^Cannot use STREAM_PARTITIONS=4 as the queue is laid out in 1 partitions and its groups still owe \d+ entries there/,
+  );
+  resetLayoutCache();
+  for (const result of await drainAll(one, { budgetMs: 5000 })) assert.ok(!("error" in result));
+  resetLayoutCache();
+  const switched = await app.request("/emit-quotes", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: "{}",
+  });
+  assert.equal(switched.status, 200, await switched.clone().text());
+  assert.equal(await server.client().get(stockKeys(four.config).layout), "4");
+});
+
+Deno.test("the report adds each partition up and shows every one", async () => {
+  const deps = await setup();
+  await emitQuotes(deps, { ticks: 3 });
+  await drainOne(deps, "price-alerts", { partition: 0, budgetMs: 1000 });
+  const report = await (await createApp(deps).request("/report")).json();
+  assert.equal(report.stream.length, 24);
+  assert.equal(report.stream.partitions.length, 4);
+  const price = report.groups.find((g: { name: string }) => g.name === "price-alerts");
+  assert.equal(price.partitions.length, 4);
+  assert.equal(
+    price.lag,
+    price.partitions.reduce((n: number, p: { lag: number }) => n + p.lag, 0),
+  );
+  assert.equal(price.partitions.find((p: { partition: number }) => p.partition === 0).lag, 0);
+  const queue = await (await createApp(deps).request("/api/queue")).json();
+  assert.equal(
+    queue.groups.find((g: { name: string }) => g.name === "price-alerts").lag,
+    price.lag,
+  );
+  // The REST API finds each symbol in its own partition.
+  const stock = await (await createApp(deps).request("/api/stocks/NVDA")).json();
+  assert.equal(stock.quote.symbol, "NVDA");
+  const all = await (await createApp(deps).request("/api/stocks")).json();
+  assert.equal((Array.isArray(all) ? all : all.stocks).length, 8);
+});
+
+Deno.test("partition tests close their servers", async () => {
+  await closeQuoteStores();
+  await server?.stop();
+});
