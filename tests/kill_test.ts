@@ -16,6 +16,9 @@ import {
 import { freePort, startRedis } from "./_redis_server.ts";
 import { GROUPS } from "../shared/groups/registry.ts";
 import { allStockKeys } from "../shared/stock_queue.ts";
+import type { Redis } from "ioredis";
+import { createClusterClient } from "../shared/redis_cluster.ts";
+import { startRedisCluster } from "./_redis_cluster.ts";
 
 /** Times the app is killed with SIGKILL while it drains. */
 const TRIALS = 20;
@@ -114,13 +117,17 @@ class App {
 }
 
 /** Kills the app TRIALS times while it drains `partitions` partitions, then checks every effect. */
-async function survivesKills(partitions: number): Promise<void> {
+async function survivesKills(partitions: number, onCluster = false): Promise<void> {
   const server = await startRedis();
-  const redis = createRedis(server.url);
+  const cluster = onCluster ? await startRedisCluster() : undefined;
+  const redis = cluster === undefined
+    ? createRedis(server.url)
+    : createClusterClient(cluster.seeds) as unknown as Redis;
   const env = referenceEnv(server, {
     CLAIM_IDLE_MS: "300",
     DRAIN_BUDGET_MS: "200",
     STREAM_PARTITIONS: String(partitions),
+    ...(cluster === undefined ? {} : { REDIS_CLUSTER_NODES: cluster.seeds }),
   });
   const config = loadConfig(env);
   const deps = referenceDeps(config, [redis]);
@@ -219,7 +226,7 @@ async function survivesKills(partitions: number): Promise<void> {
     const diff = diffOutcomes(expected, actual);
     const alerts = Object.values(expected).reduce((n, g) => n + g.alerts.length, 0);
     console.log(
-      `kill test: partitions=${partitions} trials=${TRIALS} entries=${ENTRIES} lost=${diff.lost.length} ` +
+      `kill test: partitions=${partitions} cluster=${onCluster} trials=${TRIALS} entries=${ENTRIES} lost=${diff.lost.length} ` +
         `duplicated=${diff.duplicated.length} killed_mid_drain=${killedMidDrain} ` +
         `left_pending=${leftPending} alerts=${alerts} seconds=${
           ((performance.now() - started) / 1000).toFixed(1)
@@ -232,7 +239,9 @@ async function survivesKills(partitions: number): Promise<void> {
     await assertMatchesReference({ redis, config }, all);
   } finally {
     await app?.kill();
-    await closeRedis(redis);
+    if (cluster === undefined) await closeRedis(redis);
+    else (redis as unknown as { disconnect(): void }).disconnect();
+    await cluster?.stop();
     await server.stop();
   }
 }
@@ -243,4 +252,8 @@ Deno.test("a drain survives being killed 20 times without losing or duplicating 
 
 Deno.test("with four partitions, a drain survives being killed 20 times without losing or duplicating an effect", async () => {
   await survivesKills(4);
+});
+
+Deno.test("with four partitions on a Redis Cluster, a drain survives being killed 20 times without losing or duplicating an effect", async () => {
+  await survivesKills(4, true);
 });
