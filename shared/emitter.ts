@@ -32,7 +32,7 @@ import {
   releaseIdempotency,
 } from "./queue/mod.ts";
 import { isRedisUnavailable } from "./redis.ts";
-import { stockKeys, stockQueue } from "./stock_queue.ts";
+import { stockKeys, stockQueue, waitReplicasOf } from "./stock_queue.ts";
 
 /** What one partition's append added. */
 export interface PartitionEmit {
@@ -46,6 +46,8 @@ export interface PartitionEmit {
   firstId: string;
   /** Id of the last quote added. */
   lastId: string;
+  /** Replicas that acknowledged the append, with REDIS_WAIT_REPLICAS only. */
+  replicas?: number;
 }
 
 /** Response of an emit. */
@@ -60,6 +62,10 @@ export interface EmitResult {
   lastId: string;
   /** Each partition's part, with STREAM_PARTITIONS > 1 only. */
   partitions?: PartitionEmit[];
+  /** Fewest replicas any part reached, with REDIS_WAIT_REPLICAS only. */
+  replicas?: number;
+  /** Set when some part reached fewer replicas than REDIS_WAIT_REPLICAS within its timeout. */
+  replicationWarning?: string;
 }
 
 /** Options of {@linkcode emitAcrossPartitions}. */
@@ -202,6 +208,7 @@ async function emitPartition(
           })),
         },
         counter: { key: keys.counters, field: "emitted" },
+        waitReplicas: waitReplicasOf(config),
       });
       if (result.status === "ok") {
         idem = undefined;
@@ -211,6 +218,7 @@ async function emitPartition(
           emitted: result.emitted!,
           firstId: result.firstId!,
           lastId: result.lastId!,
+          ...(result.replicas === undefined ? {} : { replicas: result.replicas }),
         };
       }
       if (result.status === "lost") {
@@ -231,10 +239,23 @@ async function emitPartition(
 }
 
 /** The answer of a whole emit from its partitions' parts. */
-function combine(
-  config: Pick<Config, "streamKey" | "streamPartitions">,
-  parts: PartitionEmit[],
-): EmitResult {
+function combine(config: Config, parts: PartitionEmit[]): EmitResult {
+  return { ...combineParts(config, parts), ...replication(config, parts) };
+}
+
+/** What the answer says of replication: nothing without REDIS_WAIT_REPLICAS. */
+function replication(config: Config, parts: PartitionEmit[]): Partial<EmitResult> {
+  if (config.redisWaitReplicas === 0) return {};
+  const replicas = Math.min(...parts.map((p) => p.replicas ?? 0));
+  if (replicas >= config.redisWaitReplicas) return { replicas };
+  return {
+    replicas,
+    replicationWarning:
+      `Only ${replicas} of REDIS_WAIT_REPLICAS=${config.redisWaitReplicas} replicas acknowledged the emit within ${config.redisWaitTimeoutMs} ms: a failover now could lose it`,
+  };
+}
+
+function combineParts(config: Config, parts: PartitionEmit[]): EmitResult {
   if (config.streamPartitions === 1) {
     const { stream, emitted, firstId, lastId } = parts[0];
     return { stream, emitted, firstId, lastId };

@@ -128,6 +128,9 @@ export function mergeDrains(
     durationMs: run.durationMs,
     busy: parts.length > 0 && parts.every((p) => p.busy),
     stalled,
+    ...(parts.some((p) => p.unreplicated !== undefined)
+      ? { unreplicated: sum((p) => p.unreplicated ?? 0) }
+      : {}),
     partitions: parts
       .map(({ partition, read, acked, lag, busy }) => ({ partition, read, acked, lag, busy }))
       .sort((a, b) => a.partition - b.partition),

@@ -8,7 +8,13 @@
 
 import type { Config } from "./config.ts";
 import { partitionIndexes, tagsKeys } from "./partitions.ts";
-import { openQueue, type Queue, type QueueKeys, queueKeys } from "./queue/mod.ts";
+import {
+  openQueue,
+  type Queue,
+  type QueueKeys,
+  queueKeys,
+  type WaitReplicas,
+} from "./queue/mod.ts";
 import type { Deps } from "./http.ts";
 
 /** The engine's keys plus the app's own, beside them. */
@@ -72,6 +78,15 @@ export function stockKeys(config: KeyConfig, partition = 0): StockKeys {
   };
 }
 
+/** The WAIT every emit and commit does (REDIS_WAIT_REPLICAS), or undefined for none. */
+export function waitReplicasOf(
+  config: Pick<Config, "redisWaitReplicas" | "redisWaitTimeoutMs">,
+): WaitReplicas | undefined {
+  return config.redisWaitReplicas === 0
+    ? undefined
+    : { count: config.redisWaitReplicas, timeoutMs: config.redisWaitTimeoutMs };
+}
+
 /** The keys of every partition of `config`, in partition order. */
 export function allStockKeys(config: KeyConfig): StockKeys[] {
   return partitionIndexes(config).map((partition) => stockKeys(config, partition));
@@ -101,6 +116,7 @@ export function stockQueue(
     consumerIdleMs: config.consumerIdleMs,
     maxLen: config.streamMaxlen,
     now: deps.now,
+    waitReplicas: waitReplicasOf(config),
   });
   return { ...queue, keys };
 }

@@ -114,6 +114,25 @@ Deno.test("every function works on a 3-master Redis Cluster with four partitions
     );
 
     await t.step(
+      "with REDIS_WAIT_REPLICAS=1 emits and commits wait for each master's replica",
+      async () => {
+        const waiting: Deps = {
+          ...deps,
+          config: { ...config, redisWaitReplicas: 1, redisWaitTimeoutMs: 2000 },
+        };
+        const waitingApp = createApp(waiting);
+        const res = await post(waitingApp, "/emit-quotes", { ticks: 2 });
+        const body = await res.json();
+        assert.equal(body.replicas, 1, JSON.stringify(body));
+        assert.equal(body.replicationWarning, undefined);
+        const drained = await (await post(waitingApp, "/drain/price-alerts", { budgetMs: 2000 }))
+          .json();
+        assert.equal(drained.unreplicated, 0, JSON.stringify(drained));
+        assert.ok(drained.acked > 0);
+      },
+    );
+
+    await t.step(
       "trimming keeps each partition's stream bounded without dropping unread entries",
       async () => {
         for (let i = 0; i < 4; i++) {

@@ -224,6 +224,19 @@ Deno.test("the report adds each partition up and shows every one", async () => {
   assert.equal((Array.isArray(all) ? all : all.stocks).length, 8);
 });
 
+Deno.test("with REDIS_WAIT_REPLICAS and no replica, an emit and a drain say their writes reached none", async () => {
+  const deps = await setup({ REDIS_WAIT_REPLICAS: "1", REDIS_WAIT_TIMEOUT_MS: "50" });
+  const emitted = await emitQuotes(deps, { ticks: 1 });
+  assert.equal(emitted.replicas, 0);
+  assert.match(
+    emitted.replicationWarning ?? "",
+    /^Only 0 of REDIS_WAIT_REPLICAS=1 replicas acknowledged the emit within 50 ms/,
+  );
+  const drained = await drainOne(deps, "price-alerts", { budgetMs: 1000 });
+  assert.ok(drained.acked > 0);
+  assert.ok((drained.unreplicated ?? 0) > 0, JSON.stringify(drained));
+});
+
 Deno.test("partition tests close their servers", async () => {
   await closeQuoteStores();
   await server?.stop();

@@ -256,6 +256,7 @@ export async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promi
     retry,
     fence: lease,
     replay,
+    waitReplicas: queue.waitReplicas,
   });
   return { acked: ackIds.length, failed, deferred, deadLettered, outputs: outputs.length, commit };
 }

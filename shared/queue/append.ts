@@ -8,7 +8,8 @@
 
 import type { RedisClient } from "./client.ts";
 import { checkInteger } from "./_replies.ts";
-import { KeyList, runScript, SCRIPTS } from "./scripts.ts";
+import type { WaitReplicas } from "./client.ts";
+import { KeyList, runScript, runScriptAndWait, SCRIPTS } from "./scripts.ts";
 
 /** Most entries one trim script removes: it reads them, so this bounds its run time. */
 export const TRIM_STEP = 10000;
@@ -50,6 +51,11 @@ export interface AppendOptions {
    * @default {undefined}
    */
   counter?: { key: string; field: string };
+  /**
+   * Replicas the append must reach: WAIT in the same round trip; `replicas` says how many did.
+   * @default {undefined}
+   */
+  waitReplicas?: WaitReplicas;
 }
 
 /** Result of {@linkcode appendEntries}. */
@@ -66,6 +72,8 @@ export interface AppendResult {
   lastId?: string;
   /** Entries trimmed. */
   trimmed?: number;
+  /** Replicas that acknowledged the append, with `waitReplicas` only. */
+  replicas?: number;
 }
 
 /**
@@ -128,9 +136,15 @@ export async function appendEntries(
       : undefined,
     count: counter ? { k: keys.add(counter.key), field: counter.field } : undefined,
   };
-  const reply = await runScript(redis, SCRIPTS.append, {
-    keys: keys.keys,
-    args: [JSON.stringify(payload)],
-  });
-  return JSON.parse(String(reply)) as AppendResult;
+  const run = { keys: keys.keys, args: [JSON.stringify(payload)] };
+  if (options.waitReplicas === undefined) {
+    return JSON.parse(String(await runScript(redis, SCRIPTS.append, run))) as AppendResult;
+  }
+  const { reply, replicas } = await runScriptAndWait(
+    redis,
+    SCRIPTS.append,
+    options.waitReplicas,
+    run,
+  );
+  return { ...JSON.parse(String(reply)) as AppendResult, replicas };
 }

@@ -11,7 +11,8 @@
 import { checkInteger } from "./_replies.ts";
 import type { StreamRef } from "./group.ts";
 import type { Fence } from "./lease.ts";
-import { KeyList, runScript, SCRIPTS } from "./scripts.ts";
+import type { WaitReplicas } from "./client.ts";
+import { KeyList, runScript, runScriptAndWait, SCRIPTS } from "./scripts.ts";
 
 /** A pending entry left for a retry, as {@linkcode commitChunk} marks it. */
 export interface RetryMark {
@@ -82,6 +83,11 @@ export interface CommitOptions {
    * @default {false}
    */
   replay?: boolean;
+  /**
+   * Replicas the commit must reach: WAIT in the same round trip; `replicas` says how many did.
+   * @default {undefined}
+   */
+  waitReplicas?: WaitReplicas;
 }
 
 /** Result of {@linkcode commitChunk}. */
@@ -92,6 +98,8 @@ export interface CommitResult {
   done?: number;
   /** Ids no longer pending (or no longer dead-lettered); nothing was written. */
   stale?: string[];
+  /** Replicas that acknowledged the commit, with `waitReplicas` only. */
+  replicas?: number;
 }
 
 /**
@@ -138,9 +146,15 @@ export async function commitChunk(
     ]),
   };
   // cjson turns an empty JSON array into an empty table either way.
-  const reply = await runScript(group.stream.redis, SCRIPTS.commit, {
-    keys: keys.keys,
-    args: [JSON.stringify(payload)],
-  });
-  return JSON.parse(String(reply)) as CommitResult;
+  const run = { keys: keys.keys, args: [JSON.stringify(payload)] };
+  if (options.waitReplicas === undefined) {
+    return JSON.parse(String(await runScript(group.stream.redis, SCRIPTS.commit, run)));
+  }
+  const { reply, replicas } = await runScriptAndWait(
+    group.stream.redis,
+    SCRIPTS.commit,
+    options.waitReplicas,
+    run,
+  );
+  return { ...JSON.parse(String(reply)) as CommitResult, replicas };
 }

@@ -81,6 +81,8 @@ export interface DrainResult {
   busy: boolean;
   /** Set when a dependency failed: the chunk stays pending, no delivery counted. */
   stalled: StalledDrain | null;
+  /** Commits fewer replicas acknowledged than the queue's `waitReplicas`; absent without it. */
+  unreplicated?: number;
 }
 
 /** One drain's fixed inputs, shared by its first attempt and the retry after a lost group. */
@@ -261,6 +263,10 @@ async function drainLeased(run: DrainRun): Promise<DrainResult> {
       result.deferred += outcome.deferred;
       result.deadLettered += outcome.deadLettered;
       result.outputs += outcome.outputs;
+      if (queue.waitReplicas !== undefined) {
+        const short = (outcome.commit.replicas ?? 0) < queue.waitReplicas.count ? 1 : 0;
+        result.unreplicated = (result.unreplicated ?? 0) + short;
+      }
       chunks += 1;
       slowestChunk = Math.max(slowestChunk, now() - chunkStart);
       waiting = outcome.failed > 0 || outcome.deferred > 0;

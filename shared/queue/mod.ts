@@ -35,7 +35,7 @@
  */
 
 export { appendEntries, type AppendOptions, type AppendResult, TRIM_STEP } from "./append.ts";
-export type { CommandArg, RedisClient } from "./client.ts";
+export type { CommandArg, CommandPipeline, RedisClient, WaitReplicas } from "./client.ts";
 export {
   commitChunk,
   type CommitOptions,

@@ -6,6 +6,7 @@
  */
 
 import type { RedisClient } from "./client.ts";
+import type { WaitReplicas } from "./client.ts";
 import type { QueueKeys } from "./keys.ts";
 import { openStream, type Stream } from "./stream.ts";
 
@@ -42,6 +43,11 @@ export interface QueueOptions {
    * @default {Date.now}
    */
   now?: () => number;
+  /**
+   * Replicas every commit must reach (WAIT, with its timeout); undefined does not wait.
+   * @default {undefined}
+   */
+  waitReplicas?: WaitReplicas;
 }
 
 /** An open queue: the client, the keys and the validated settings. */
@@ -64,6 +70,8 @@ export interface Queue {
   readonly maxLen: number | undefined;
   /** Clock in ms since the epoch. */
   readonly now: () => number;
+  /** Replicas every commit must reach, or undefined. */
+  readonly waitReplicas: WaitReplicas | undefined;
 }
 
 function positiveInteger(name: string, value: number, min: number): number {
@@ -98,6 +106,7 @@ export function openQueue(redis: RedisClient, keys: QueueKeys, options: QueueOpt
     consumerIdleMs = 3600000,
     maxLen,
     now = Date.now,
+    waitReplicas,
   } = options;
   positiveInteger("claimIdleMs", claimIdleMs, 1);
   positiveInteger("retryDelayMs", retryDelayMs, 0);
@@ -114,6 +123,7 @@ export function openQueue(redis: RedisClient, keys: QueueKeys, options: QueueOpt
     consumerIdleMs,
     maxLen,
     now,
+    waitReplicas,
   };
 }
 

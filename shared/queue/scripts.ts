@@ -7,7 +7,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { command, type RedisClient } from "./client.ts";
+import { command, commandAndWait, type RedisClient, type WaitReplicas } from "./client.ts";
 import idHelpers from "./lua/_ids.lua" with { type: "text" };
 import appendSource from "./lua/append.lua" with { type: "text" };
 import commitSource from "./lua/commit.lua" with { type: "text" };
@@ -92,6 +92,36 @@ export async function runScript(
   } catch (error) {
     if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
     return await command(redis, "EVAL", script.source, keys.length, ...keys, ...args);
+  }
+}
+
+/**
+ * Runs `script` like {@linkcode runScript}, then waits for `wait.count`
+ * replicas in the same round trip; resolves to the reply and the replicas
+ * that acknowledged the script's writes.
+ *
+ * @example
+ * ```ts
+ * import type { RedisClient } from "./client.ts";
+ * declare const redis: RedisClient;
+ * const { replicas } = await runScriptAndWait(redis, SCRIPTS.trim, { count: 1, timeoutMs: 500 }, {
+ *   keys: ["stock_quotes"],
+ *   args: [100000, 1000],
+ * });
+ * ```
+ */
+export async function runScriptAndWait(
+  redis: RedisClient,
+  script: LuaScript,
+  wait: WaitReplicas,
+  options: RunScriptOptions = {},
+): Promise<{ reply: unknown; replicas: number }> {
+  const { keys = [], args = [] } = options;
+  try {
+    return await commandAndWait(redis, wait, "EVALSHA", script.sha, keys.length, ...keys, ...args);
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
+    return await commandAndWait(redis, wait, "EVAL", script.source, keys.length, ...keys, ...args);
   }
 }
 
