@@ -275,6 +275,7 @@ function combineParts(config: Config, parts: PartitionEmit[]): EmitResult {
  *
  * @example
  * ```ts
+ * import type { Deps } from "./http.ts";
  * declare const deps: Deps;
  * const result = await emitAcrossPartitions(deps, { ticks: 10, idempotencyKey: "batch-7" });
  * result.emitted; // 10 x the symbols

@@ -38,6 +38,7 @@ async function owedIn(deps: Pick<Deps, "config" | "redis">, count: number): Prom
  *
  * @example
  * ```ts
+ * import type { Deps } from "./http.ts";
  * declare const deps: Deps;
  * await ensureLayout(deps); // throws PartitionLayoutError while the old layout owes entries
  * ```

@@ -145,6 +145,7 @@ export function mergeDrains(
  * @example
  * ```ts
  * import { priceAlerts } from "./groups/price_alerts.ts";
+ * import type { Deps } from "./http.ts";
  * declare const deps: Deps;
  * const result = await drainPartitions(deps, priceAlerts, { budgetMs: 5000 });
  * result.partitions; // each partition drained, with STREAM_PARTITIONS > 1
