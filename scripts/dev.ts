@@ -2,6 +2,9 @@
  * `deno task dev`: runs the whole system on a laptop. Uses the Redis at
  * REDIS_URL; when nothing answers there and `redis-server` is on PATH, starts
  * one for the session and stops it on exit. Then serves main.ts with --watch.
+ * `deno task dev --cluster` starts a local Redis Cluster of 3 masters and 3
+ * replicas instead (in ./data/cluster) and runs with STREAM_PARTITIONS=4
+ * unless set, for trying the scaled-out setup.
  *
  * @module
  */
@@ -10,6 +13,8 @@ import { dirname, resolve } from "node:path";
 import { type Config, ConfigError, loadConfig } from "../shared/config.ts";
 import { describeError, redactUrl } from "../shared/redact.ts";
 import { closeRedis, createRedis, redisProblem } from "../shared/redis.ts";
+import { startLocalCluster } from "./_cluster.ts";
+import { pickClusterPorts } from "./_cluster_admin.ts";
 
 /** What a PING at a Redis URL found: it answers, it wants (other) credentials, or nothing answers. */
 export type RedisProbe = "up" | "credentials" | "down";
@@ -44,10 +49,38 @@ function onPath(command: string): boolean {
   }
 }
 
-async function main(): Promise<number> {
+/** Starts the local cluster of `deno task dev --cluster` and the settings that use it. */
+async function startDevCluster(): Promise<{ env: Record<string, string>; stop(): Promise<void> }> {
+  const dir = resolve("data/cluster");
+  const ports = pickClusterPorts(6, 7000);
+  // Node directories of an earlier run hold nodes-<port>.conf files that `--cluster create` refuses.
+  for (const port of ports) {
+    await Deno.remove(`${dir}/${port}`, { recursive: true }).catch(() => {});
+  }
+  console.log(`Starting a Redis Cluster of 3 masters + 3 replicas in ${dir}`);
+  const cluster = await startLocalCluster(dir, { basePort: 7000 });
+  const partitions = Deno.env.get("STREAM_PARTITIONS") ?? "4";
+  console.log(`Cluster up in ${cluster.startupMs} ms: REDIS_CLUSTER_NODES=${cluster.seeds}`);
+  return {
+    env: { REDIS_CLUSTER_NODES: cluster.seeds, STREAM_PARTITIONS: partitions },
+    stop: () => cluster.stop(),
+  };
+}
+
+async function main(args: string[] = []): Promise<number> {
+  const onCluster = args.includes("--cluster");
+  const devCluster = onCluster ? await startDevCluster() : undefined;
+  try {
+    return await runDev(devCluster?.env ?? {});
+  } finally {
+    await devCluster?.stop();
+  }
+}
+
+async function runDev(extraEnv: Record<string, string>): Promise<number> {
   let config: Config;
   try {
-    config = loadConfig();
+    config = loadConfig({ ...Deno.env.toObject(), ...extraEnv });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     for (const line of error.problems) console.error(line);
@@ -55,7 +88,8 @@ async function main(): Promise<number> {
   }
   const url = new URL(config.redisUrl);
   let redisServer: Deno.ChildProcess | undefined;
-  const found = await probeRedis(config.redisUrl);
+  // On a cluster the single Redis of REDIS_URL is not used.
+  const found = config.redisClusterNodes === undefined ? await probeRedis(config.redisUrl) : "up";
   if (found === "credentials") {
     console.error(
       `The Redis at ${redactUrl(config.redisUrl)} wants a password, or rejected the one given ` +
@@ -108,6 +142,7 @@ async function main(): Promise<number> {
   );
   const app = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--watch", "main.ts"],
+    env: extraEnv,
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",
@@ -144,7 +179,7 @@ async function main(): Promise<number> {
 
 if (import.meta.main) {
   try {
-    Deno.exit(await main());
+    Deno.exit(await main(Deno.args));
   } catch (error) {
     console.error(`deno task dev failed: ${describeError(error)}`);
     Deno.exit(1);

@@ -14,7 +14,9 @@ import type { Config } from "./config.ts";
 
 /**
  * The partition of `symbol` among `count`: FNV-1a (32 bit) of its UTF-16
- * code units, modulo `count`. Stable across processes, runs and platforms.
+ * code units, mixed by murmur3's 32-bit finalizer (FNV's low bits alone
+ * spread short tickers badly), modulo `count`. Stable across processes,
+ * runs and platforms.
  *
  * @example
  * ```ts
@@ -32,7 +34,12 @@ export function partitionOf(symbol: string, count: number): number {
     hash ^= symbol.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193) >>> 0;
   }
-  return hash % count;
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b) >>> 0;
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35) >>> 0;
+  hash ^= hash >>> 16;
+  return (hash >>> 0) % count;
 }
 
 /** Every partition index of `config`: 0 to STREAM_PARTITIONS - 1. */
