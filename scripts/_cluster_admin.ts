@@ -64,7 +64,7 @@ export async function nodeCommand(
   args: string[],
   password?: string,
 ): Promise<unknown> {
-  const redis = new Redis({
+  const node = new Redis({
     host: HOST,
     port,
     password,
@@ -75,12 +75,12 @@ export async function nodeCommand(
     enableOfflineQueue: false,
     retryStrategy: () => null,
   });
-  redis.on("error", () => {});
+  node.on("error", () => {});
   try {
-    await redis.connect();
-    return await redis.call(args[0], ...args.slice(1));
+    await node.connect();
+    return await node.call(args[0], ...args.slice(1));
   } finally {
-    redis.disconnect();
+    node.disconnect();
   }
 }
 

@@ -362,7 +362,7 @@ export async function assertMatchesReference(
   target: Target,
   processors: readonly StockGroup[],
 ): Promise<ReferenceCheck> {
-  const { redis, config } = target;
+  const { config } = target;
   const behind = await groupsBehind(target, processors.map((p) => p.group));
   if (behind.length > 0) {
     throw new AssertionError({ message: `groups not caught up:\n  ${behind.join("\n  ")}` });

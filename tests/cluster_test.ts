@@ -5,7 +5,6 @@ import { loadConfig } from "../shared/config.ts";
 import { GROUPS } from "../shared/groups/registry.ts";
 import type { Deps } from "../shared/http.ts";
 import { resetLayoutCache } from "../shared/layout.ts";
-import { encodeQuote } from "../shared/market/quotes.ts";
 import { createRandom } from "../shared/market/simulator.ts";
 import { createMetricsApp } from "../functions/metrics.ts";
 import { partitionOf } from "../shared/partitions.ts";
