@@ -20,6 +20,8 @@ import {
   referenceEnv,
 } from "./_reference.ts";
 import { startRedis, type TestRedis } from "./_redis_server.ts";
+import { parseExposition, promtool, samples, value } from "./_prometheus.ts";
+import { scrapeMetrics } from "../functions/metrics.ts";
 
 let server: TestRedis;
 
@@ -234,6 +236,30 @@ Deno.test("with REDIS_WAIT_REPLICAS and no replica, an emit and a drain say thei
   const drained = await drainOne(deps, "price-alerts", { budgetMs: 1000 });
   assert.ok(drained.acked > 0);
   assert.ok((drained.unreplicated ?? 0) > 0, JSON.stringify(drained));
+});
+
+Deno.test("with four partitions /metrics shows each partition's lag and pending, adding up to the group's, and promtool accepts it", async () => {
+  const deps = await setup();
+  await emitQuotes(deps, { ticks: 4 });
+  await drainOne(deps, "price-alerts", { partition: 1, budgetMs: 1000 });
+  const text = await scrapeMetrics(deps);
+  const all = parseExposition(text);
+  for (const group of GROUPS.map((g) => g.group)) {
+    const parts = samples(all, "tickstream_partition_lag", { group });
+    assert.equal(parts.length, 4, group);
+    assert.equal(
+      parts.reduce((n, p) => n + p.value, 0),
+      value(all, "tickstream_group_lag", { group }),
+      group,
+    );
+  }
+  assert.equal(
+    value(all, "tickstream_partition_lag", { group: "price-alerts", partition: "1" }),
+    0,
+  );
+  assert.equal(value(all, "tickstream_emitted_total"), 32);
+  const check = await promtool(["check", "metrics"], text);
+  assert.equal(check.code, 0, check.output);
 });
 
 Deno.test("partition tests close their servers", async () => {

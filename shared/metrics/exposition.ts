@@ -9,7 +9,7 @@
 import { Counter, Gauge, Registry } from "prom-client";
 import { GROUP_COUNTERS, type GroupCounter } from "./counters.ts";
 import { processRegistry } from "./histograms.ts";
-import type { QueueSnapshot } from "./snapshot.ts";
+import type { PartitionSnapshot, QueueSnapshot } from "./snapshot.ts";
 
 /** Help text of each per-group counter, by its field prefix. */
 const GROUP_COUNTER_HELP: Record<GroupCounter, string> = {
@@ -22,6 +22,29 @@ const GROUP_COUNTER_HELP: Record<GroupCounter, string> = {
 
 function gauge(registry: Registry, name: string, help: string, labels: string[]): Gauge {
   return new Gauge({ name, help, labelNames: labels, registers: [registry] });
+}
+
+/** Lag and pending per group and partition: with STREAM_PARTITIONS > 1 only. */
+function partitionGauges(registry: Registry, partitions: PartitionSnapshot[]): void {
+  const lag = gauge(
+    registry,
+    "tickstream_partition_lag",
+    "Entries of one partition not yet delivered to the group",
+    ["group", "partition"],
+  );
+  const pending = gauge(
+    registry,
+    "tickstream_partition_pending",
+    "Entries of one partition delivered to the group and not acknowledged",
+    ["group", "partition"],
+  );
+  for (const { partition, groups } of partitions) {
+    for (const g of groups) {
+      const labels = { group: g.name, partition: String(partition) };
+      if (g.lag !== null) lag.set(labels, g.lag);
+      pending.set(labels, g.pending);
+    }
+  }
 }
 
 /** The Redis-side metrics of `snapshot` in a new registry. */
@@ -85,6 +108,7 @@ export function snapshotRegistry(snapshot: QueueSnapshot): Registry {
     dead.set(labels, g.deadLetters);
   }
   for (const [group, ms] of snapshot.counters.lastDrainMs) lastDrain.set({ group }, ms / 1000);
+  if (snapshot.partitions !== undefined) partitionGauges(registry, snapshot.partitions);
   for (const [stream, value] of Object.entries(snapshot.streams)) length.set({ stream }, value);
 
   const { counters } = snapshot;

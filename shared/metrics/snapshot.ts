@@ -39,6 +39,16 @@ export interface QueueSnapshot {
   streams: { quotes: number; alerts: number; dead_letters: number };
   /** The counter hash, parsed. */
   counters: Counters;
+  /** Each partition's groups, with more than one partition only. */
+  partitions?: PartitionSnapshot[];
+}
+
+/** One partition's groups in a snapshot. */
+export interface PartitionSnapshot {
+  /** Partition index. */
+  partition: number;
+  /** Its groups, in drain order. */
+  groups: GroupSnapshot[];
 }
 
 /** Options of {@linkcode readQueueSnapshot}. */
@@ -206,5 +216,6 @@ export async function readPartitionedSnapshot(
       dead_letters: sum((s) => s.streams.dead_letters),
     },
     counters: mergeCounters(all.map((s) => s.counters)),
+    partitions: all.map((s, partition) => ({ partition, groups: s.groups })),
   };
 }
