@@ -66,9 +66,25 @@ function createReader(config: Config): Reader {
   });
 }
 
-function ended(reader: Reader | undefined): Promise<void> {
-  if (reader === undefined || reader.status === "end") return Promise.resolve();
-  return new Promise<void>((resolve) => reader.once("end", () => resolve()));
+/** A reader connection and the promise of its end, taken when it is made. */
+interface ReaderSlot {
+  /** The dedicated client. */
+  client: Reader;
+  /** Resolves on its "end" event (a Cluster's status may read "close" afterwards). */
+  ended: Promise<void>;
+  /** True once it ended. */
+  done: boolean;
+}
+
+function openReader(config: Config): ReaderSlot {
+  const client = createReader(config);
+  let resolve!: () => void;
+  const slot: ReaderSlot = { client, ended: new Promise((r) => resolve = r), done: false };
+  client.once("end", () => {
+    slot.done = true;
+    resolve();
+  });
+  return slot;
 }
 
 /** The key of the hub serving `config`: one per Redis, stream names and partition count. */
@@ -88,7 +104,7 @@ export class LiveHub {
   /** The shared command client (catch-up reads, stream info). */
   readonly commands: () => RedisClient;
   #groups: LiveStream[][];
-  #readers: (Reader | undefined)[];
+  #readers: (ReaderSlot | undefined)[];
   #subscribers = new Set<HubSubscriber>();
   #position: Cursor;
   #ready: Promise<void> | undefined;
@@ -155,15 +171,15 @@ export class LiveHub {
       pause.resolve();
     }
     this.#pauses.clear();
-    const closing = this.#readers.map(ended);
     // disconnect(), not quit(): QUIT would queue behind the blocked XREAD.
-    for (const reader of this.#readers) reader?.disconnect();
-    this.#stopping = Promise.all([this.#ready?.catch(() => {}), ...closing]).then(async () => {
+    for (const reader of this.#readers) reader?.client.disconnect();
+    this.#stopping = (async () => {
+      await this.#ready?.catch(() => {});
       await Promise.all(this.#loops);
       // A loop may have replaced an ended cluster reader meanwhile.
-      for (const reader of this.#readers) reader?.disconnect();
-      await Promise.all(this.#readers.map(ended));
-    });
+      for (const reader of this.#readers) reader?.client.disconnect();
+      await Promise.all(this.#readers.map((reader) => reader?.ended));
+    })();
     this.#onStop(this, this.#stopping);
     return this.#stopping;
   }
@@ -174,18 +190,16 @@ export class LiveHub {
     if (this.#stopped) return;
     this.#position = ids;
     this.#loops = this.#groups.map((group, g) => {
-      this.#readers[g] = createReader(this.config);
+      this.#readers[g] = openReader(this.config);
       return this.#run(g, group);
     });
   }
 
   async #run(g: number, group: LiveStream[]): Promise<void> {
     while (!this.#stopped) {
-      let reader = this.#readers[g]!;
-      if (reader.status === "end") {
-        // An ended cluster client stays ended (every node was lost): make another.
-        reader = this.#readers[g] = createReader(this.config);
-      }
+      // An ended cluster client stays ended (every node was lost): make another.
+      if (this.#readers[g]!.done) this.#readers[g] = openReader(this.config);
+      const reader = this.#readers[g]!.client;
       let read: Map<string, StreamEntry[]>;
       try {
         read = await readStreams(
