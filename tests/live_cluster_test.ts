@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import { closeLive, createLiveApp, liveReaders } from "../functions/live.ts";
 import type { Config } from "../shared/config.ts";
 import type { Deps } from "../shared/http.ts";
+import { nodeCommand } from "../scripts/_cluster_admin.ts";
 import { parseCursor } from "../shared/live/mod.ts";
 import { partitionOf } from "../shared/partitions.ts";
 import { closeCluster, createClusterClient } from "../shared/redis_cluster.ts";
@@ -55,8 +56,16 @@ Deno.test("on Redis Cluster the live feed delivers every partition and resumes p
     assert.ok(await reader.readUntil(() => reader.events.length >= expected.length));
     assert.deepEqual(receivedKeys(reader).toSorted(), expected.toSorted());
     assert.equal(parseCursor(reader.lastId)!.length, 2 * N);
-    // The shared command client is not held by the blocked readers.
+    // The shared command client is not held by the blocked readers: they have their own connections.
     assert.equal(await client.call("PING"), "PONG");
+    let blocked = 0;
+    for (const port of owners) {
+      const list = String(await nodeCommand(port, ["CLIENT", "LIST"]));
+      blocked += list.split("\n").filter((line) =>
+        line.includes("name=tickstream-live ") && line.includes("cmd=xread")
+      ).length;
+    }
+    assert.equal(blocked, N, "one blocked reader per partition");
     await reader.cancel();
     await closeLive();
 
