@@ -16,7 +16,7 @@ import { hubKey, type LiveDeps, LiveHub } from "./hub.ts";
 import { LiveSubscription } from "./subscription.ts";
 
 export { type Cursor, cursorText, type EntryId, parseCursor, resolveCursor } from "./cursor.ts";
-export type { Delivery, LiveKind } from "./events.ts";
+export type { Delivery, LiveEvent, LiveKind } from "./events.ts";
 export type { LiveDeps } from "./hub.ts";
 export { LiveSubscription } from "./subscription.ts";
 
