@@ -1,9 +1,10 @@
 /**
  * Function `GET /live` (Server-Sent Events) and `GET /ws` (WebSocket): the
  * live feed of quotes and alerts, resumable without gaps or duplicates. Both
- * subscribe to the isolate's one shared reader in shared/live_hub.ts; event
- * ids are its cursors `"<quoteId>,<alertId>"`, which Last-Event-ID, `?since=`
- * or the WebSocket's `since` resume from.
+ * subscribe to the isolate's one shared reader in shared/live/mod.ts; event
+ * ids are its cursors (`"<quoteId>,<alertId>"`, one such pair per partition
+ * joined by `;` when STREAM_PARTITIONS > 1; see shared/live/cursor.ts), which
+ * Last-Event-ID, `?since=` or the WebSocket's `since` resume from.
  *
  * @module
  */
@@ -17,7 +18,6 @@ import { BadRequestError, HttpError, UnavailableError } from "../shared/errors.t
 import { defaultDeps, type Deps, installErrorHandling } from "../shared/http.ts";
 import {
   type Cursor,
-  cursorText,
   type Delivery,
   type LiveDeps,
   liveReaders,
@@ -26,7 +26,7 @@ import {
   parseSymbols,
   stopLiveReaders,
   subscribe,
-} from "../shared/live_hub.ts";
+} from "../shared/live/mod.ts";
 
 /** Reconnect delay the feed asks EventSource for, in ms. */
 export const RETRY_MS = 500;
@@ -230,7 +230,8 @@ class WsSession {
     this.#send(JSON.stringify({
       event: "subscribed",
       symbols: request.symbols === null ? null : [...request.symbols],
-      id: cursor === null ? sub.settledCursor() : cursorText(cursor),
+      // The cursor fitted to every partition (a single pair applies to each).
+      id: sub.settledCursor(),
     }));
     this.#pump = this.#run(sub);
   }

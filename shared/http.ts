@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type CreateClusterClientOptions, getClusterClient } from "./redis_cluster.ts";
+import { clusterCredentials, getClusterClient } from "./redis_cluster.ts";
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { bodyLimit } from "hono/body-limit";
@@ -34,15 +34,6 @@ export interface Deps {
   signal?: AbortSignal;
 }
 
-/** The user and password of REDIS_URL, which every cluster node shares. */
-function clusterCredentials(config: Config): CreateClusterClientOptions {
-  const url = new URL(config.redisUrl);
-  return {
-    username: url.username === "" ? undefined : decodeURIComponent(url.username),
-    password: url.password === "" ? undefined : decodeURIComponent(url.password),
-  };
-}
-
 /** Default dependencies for `config`: the isolate's shared Redis (or Cluster) client, real clock. */
 export function defaultDeps(config: Config): Deps {
   return {
@@ -53,7 +44,7 @@ export function defaultDeps(config: Config): Deps {
       // because a union of the two has no callable overloads.
       return getClusterClient(
         config.redisClusterNodes,
-        clusterCredentials(config),
+        clusterCredentials(config.redisUrl),
       ) as unknown as Redis;
     },
     now: Date.now,

@@ -313,3 +313,26 @@ export async function closeAllClusters(): Promise<void> {
   clusters.clear();
   await Promise.all(all.map((cluster) => closeCluster(cluster).catch(() => {})));
 }
+
+/**
+ * The user and password of `redisUrl` (REDIS_URL), which every cluster node
+ * shares; empty when the URL has none or cannot be read.
+ *
+ * @example
+ * ```ts
+ * clusterCredentials("redis://app:secret@127.0.0.1:6379"); // { username: "app", password: "secret" }
+ * ```
+ */
+export function clusterCredentials(
+  redisUrl: string,
+): Pick<CreateClusterClientOptions, "username" | "password"> {
+  try {
+    const url = new URL(redisUrl);
+    return {
+      username: url.username === "" ? undefined : decodeURIComponent(url.username),
+      password: url.password === "" ? undefined : decodeURIComponent(url.password),
+    };
+  } catch {
+    return {};
+  }
+}

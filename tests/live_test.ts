@@ -470,7 +470,7 @@ Deno.test("a bad WebSocket message gets an error message and the connection stay
       "Message must be a JSON object",
       `Field "subscribe" must be an array of symbols`,
       `Malformed symbol: "aapl": a symbol must match ^[A-Z][A-Z0-9.-]{0,9}$`,
-      `Malformed event id: "yesterday": expected "<quoteId>,<alertId>" or one entry id`,
+      `Malformed event id: "yesterday": expected "<quoteId>,<alertId>" per partition joined by ";", or one entry id`,
       `Unknown field "unsubscribe": allowed fields are subscribe, since`,
     ]);
     assert.equal(ws.ws.readyState, WebSocket.OPEN);
