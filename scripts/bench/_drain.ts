@@ -14,6 +14,7 @@ import { drainOne } from "../../functions/drain.ts";
 import { emitQuotes } from "../../functions/emit_quotes.ts";
 import { isSinkGroup } from "../../shared/groups/group.ts";
 import { GROUPS } from "../../shared/groups/registry.ts";
+import type { Deps } from "../../shared/http.ts";
 import {
   benchConfig,
   type BenchContext,
@@ -69,6 +70,27 @@ function rate(entries: number, ms: number): number {
   return entries / (ms / 1000);
 }
 
+/** One invocation of the group's real drain over the whole stream, in entries/s. */
+async function timeOurs(deps: Deps, run: { group: string; total: number }): Promise<number> {
+  let acked = 0;
+  const ms = await timed(async () => {
+    acked = (await drainOne(deps, run.group, { count: 1000, budgetMs: 55000 })).acked;
+  });
+  if (acked !== run.total) {
+    throw new Error(`Drain of "${run.group}" acked ${acked} of ${run.total}`);
+  }
+  return rate(acked, ms);
+}
+
+/** The raw batch consumer over the whole stream, in entries/s. */
+async function timeRaw(redis: Redis, run: { key: string; group: string }): Promise<number> {
+  let read = 0;
+  const ms = await timed(async () => {
+    read = await rawBatchConsumer(redis, run.key, run.group);
+  });
+  return rate(read, ms);
+}
+
 /** Rows of every drain-<group>, the raw batch consumer and the tutorial's pattern. */
 export async function drainRows(ctx: BenchContext): Promise<Row[]> {
   const batches = ctx.quick ? 1 : 5;
@@ -92,27 +114,12 @@ export async function drainRows(ctx: BenchContext): Promise<Row[]> {
     await ctx.redis.call("XGROUP", "CREATE", key, "tutorial", "0");
     ctx.progress(`drain: round ${round} of ${ctx.rounds}, ${total} entries`);
     for (const [index, g] of GROUPS.entries()) {
-      async function runOurs(): Promise<void> {
-        let acked = 0;
-        const ms = await timed(async () => {
-          acked = (await drainOne(deps, g.group, { count: 1000, budgetMs: 55000 })).acked;
-        });
-        if (acked !== total) throw new Error(`Drain of "${g.group}" acked ${acked} of ${total}`);
-        if (keep) ours.get(g.group)!.push(rate(total, ms));
-      }
-      async function runRaw(): Promise<void> {
-        let read = 0;
-        const ms = await timed(async () => {
-          read = await rawBatchConsumer(ctx.redis, key, `raw-${g.group}`);
-        });
-        if (keep) raw.get(g.group)!.push(rate(read, ms));
-      }
-      if ((round + index) % 2 === 0) {
-        await runOurs();
-        await runRaw();
-      } else {
-        await runRaw();
-        await runOurs();
+      const first = (round + index) % 2 === 0 ? "ours" : "raw";
+      for (const side of first === "ours" ? ["ours", "raw"] : ["raw", "ours"]) {
+        const measured = side === "ours"
+          ? await timeOurs(deps, { group: g.group, total })
+          : await timeRaw(ctx.redis, { key, group: `raw-${g.group}` });
+        if (keep) (side === "ours" ? ours : raw).get(g.group)!.push(measured);
       }
     }
     const limit = Math.min(total, ctx.quick ? 1000 : 5000);
