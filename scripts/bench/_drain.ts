@@ -9,6 +9,7 @@
  * @module
  */
 
+import { command } from "../../shared/queue/client.ts";
 import type { Redis } from "ioredis";
 import { drainOne } from "../../functions/drain.ts";
 import { emitQuotes } from "../../functions/emit_quotes.ts";
@@ -35,14 +36,20 @@ const TUTORIAL_TARGET = 10;
 export async function rawBatchConsumer(redis: Redis, key: string, group: string): Promise<number> {
   let read = 0;
   for (;;) {
-    const reply = await redis.call(
-      "XREADGROUP",
-      ...["GROUP", group, "raw", "COUNT", 1000, "STREAMS", key, ">"],
-    ) as [string, [string, string[]][]][] | null;
+    const reply = await command(redis, "XREADGROUP", ...[
+      "GROUP",
+      group,
+      "raw",
+      "COUNT",
+      1000,
+      "STREAMS",
+      key,
+      ">",
+    ]) as [string, [string, string[]][]][] | null;
     const entries = reply?.[0]?.[1] ?? [];
     if (entries.length === 0) return read;
     read += entries.length;
-    await redis.call("XACK", key, group, ...entries.map((e) => e[0]));
+    await command(redis, "XACK", key, group, ...entries.map((e) => e[0]));
   }
 }
 
@@ -54,13 +61,19 @@ async function tutorialConsumer(
   const { key, group, limit } = stream;
   let read = 0;
   while (read < limit) {
-    const reply = await redis.call(
-      "XREADGROUP",
-      ...["GROUP", group, "tutorial", "COUNT", 1, "STREAMS", key, ">"],
-    ) as [string, [string, string[]][]][] | null;
+    const reply = await command(redis, "XREADGROUP", ...[
+      "GROUP",
+      group,
+      "tutorial",
+      "COUNT",
+      1,
+      "STREAMS",
+      key,
+      ">",
+    ]) as [string, [string, string[]][]][] | null;
     const entry = reply?.[0]?.[1]?.[0];
     if (entry === undefined) break;
-    await redis.call("XACK", key, group, entry[0]);
+    await command(redis, "XACK", key, group, entry[0]);
     read += 1;
   }
   return read;
@@ -110,8 +123,10 @@ export async function drainRows(ctx: BenchContext): Promise<Row[]> {
     for (let i = 0; i < batches; i++) await emitQuotes(deps, { ticks: ticksPerBatch });
     const total = batches * ticksPerBatch * config.symbols.length;
     const key = config.streamKey;
-    for (const g of GROUPS) await ctx.redis.call("XGROUP", "CREATE", key, `raw-${g.group}`, "0");
-    await ctx.redis.call("XGROUP", "CREATE", key, "tutorial", "0");
+    for (const g of GROUPS) {
+      await command(ctx.redis, "XGROUP", "CREATE", key, `raw-${g.group}`, "0");
+    }
+    await command(ctx.redis, "XGROUP", "CREATE", key, "tutorial", "0");
     ctx.progress(`drain: round ${round} of ${ctx.rounds}, ${total} entries`);
     for (const [index, g] of GROUPS.entries()) {
       const first = (round + index) % 2 === 0 ? "ours" : "raw";

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { command } from "../../shared/queue/client.ts";
 import { drainOne } from "../../functions/drain.ts";
 import { createApp } from "../../shared/app.ts";
 import {
@@ -51,8 +52,8 @@ export async function growthRows(ctx: BenchContext): Promise<Row[]> {
       length += slice.length;
     }
     // The history counts as consumed: the group starts at the end of it.
-    await ctx.redis.call("XGROUP", "CREATE", key, GROUP, "$").catch(() =>
-      ctx.redis.call("XGROUP", "SETID", key, GROUP, "$")
+    await command(ctx.redis, "XGROUP", "CREATE", key, GROUP, "$").catch(() =>
+      command(ctx.redis, "XGROUP", "SETID", key, GROUP, "$")
     );
     ctx.progress(`growth: stream at ${length} entries`);
     const rates: number[] = [];

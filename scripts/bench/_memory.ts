@@ -8,6 +8,7 @@
  * @module
  */
 
+import { command } from "../../shared/queue/client.ts";
 import { drainOne } from "../../functions/drain.ts";
 import { emitQuotes } from "../../functions/emit_quotes.ts";
 import { GROUPS } from "../../shared/groups/registry.ts";
@@ -42,7 +43,7 @@ async function bytesPerEntry(ctx: BenchContext, n: number): Promise<number> {
       entries.slice(0, Math.min(entries.length, n - added)),
     );
   }
-  const bytes = Number(await ctx.redis.call("MEMORY", "USAGE", "bench:memory", "SAMPLES", "0"));
+  const bytes = Number(await command(ctx.redis, "MEMORY", "USAGE", "bench:memory", "SAMPLES", "0"));
   await ctx.redis.del("bench:memory");
   return bytes / n;
 }

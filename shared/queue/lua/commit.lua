@@ -21,14 +21,60 @@ local p = cjson.decode(ARGV[1])
 if p.token then
   if redis.call('GET', KEYS[2]) ~= p.token then return cjson.encode({status = 'fenced'}) end
 end
+local function parse_id(id)
+  local dash = string.find(id, '-', 1, true)
+  if not dash then return tonumber(id), 0 end
+  return tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1))
+end
+local function id_less(a, b)
+  local am, as = parse_id(a)
+  local bm, bs = parse_id(b)
+  if am ~= bm then return am < bm end
+  return as < bs
+end
+-- Pending entries from the smallest to the largest id of `ids`, by id, read in pages of one
+-- XPENDING range each instead of one call per id. The range may hold entries that are not
+-- in `ids` (failed ones left for a retry, other consumers' entries), so callers look ids up
+-- in the set. Reading stops after a few pages more than `ids` needs, so a span crowded
+-- with others' entries costs no more than the per-id checks; `complete` is false then.
+local function pending_between(ids)
+  local by_id = {}
+  if #ids == 0 then return by_id, true end
+  local low, high = ids[1], ids[1]
+  for i = 2, #ids do
+    local id = ids[i]
+    if id_less(id, low) then low = id end
+    if id_less(high, id) then high = id end
+  end
+  local start = low
+  for _ = 1, math.floor(#ids / 1000) + 3 do
+    local page = redis.call('XPENDING', stream, p.group, start, high, 1000)
+    for _, e in ipairs(page) do by_id[e[1]] = e end
+    if #page < 1000 then return by_id, true end
+    start = '(' .. page[#page][1]
+  end
+  return by_id, false
+end
+local function pending_entry(id)
+  return redis.call('XPENDING', stream, p.group, id, id, 1)[1]
+end
 local stale = {}
+local pending = nil
 if p.replay then
   for _, id in ipairs(p.ids) do
     if #redis.call('XRANGE', dead_key, id, id) == 0 then stale[#stale + 1] = id end
   end
 else
+  local check = p.ids
+  if #p.retry > 0 then
+    check = {}
+    for _, id in ipairs(p.ids) do check[#check + 1] = id end
+    for _, r in ipairs(p.retry) do check[#check + 1] = r[1] end
+  end
+  local complete
+  pending, complete = pending_between(check)
   for _, id in ipairs(p.ids) do
-    if #redis.call('XPENDING', stream, p.group, id, id, 1) == 0 then stale[#stale + 1] = id end
+    if not pending[id] and (complete or not pending_entry(id)) then stale[#stale + 1] = id end
   end
 end
 if #stale > 0 then return cjson.encode({status = 'stale', stale = stale}) end
@@ -51,7 +97,8 @@ for _, c in ipairs(p.incr) do redis.call('HINCRBY', KEYS[c[1]], c[2], c[3]) end
 -- retry is due (same owner). One held back behind a failed entry of its key was delivered
 -- but not attempted: that delivery is given back, so the delivery count counts attempts.
 for _, r in ipairs(p.retry) do
-  local e = redis.call('XPENDING', stream, p.group, r[1], r[1], 1)[1]
+  local e = pending and pending[r[1]]
+  if not e then e = pending_entry(r[1]) end
   if e then
     local count = e[4]
     if r[3] == 0 and count > 0 then count = count - 1 end
