@@ -5,7 +5,8 @@
 -- KEYS[3]   the dead-letter stream (dead letters are added to it; a replay deletes from it).
 -- KEYS[4..] every other key the payload names, referenced by its index in KEYS:
 --           state hashes, output streams, the counters and dead-count hashes, the stall hash.
--- ARGV[1]   JSON {group, token?, ids, replay?, dead = [[field, value, ...]],
+-- ARGV[1]   JSON {group, token?, ids, low?, high? (smallest and largest of ids and retry ids;
+--           absent when both are empty), replay?, dead = [[field, value, ...]],
 --           streams = [[k, maxlen, [field, value, ...]]], hset = [[k, field, value]],
 --           hdel = [[k, field]], incr = [[k, field, delta]], retry = [[id, idle_ms, attempted]]}.
 -- Returns   JSON {status = 'ok', done}, {status = 'fenced'} when the lease was lost, or
@@ -21,34 +22,18 @@ local p = cjson.decode(ARGV[1])
 if p.token then
   if redis.call('GET', KEYS[2]) ~= p.token then return cjson.encode({status = 'fenced'}) end
 end
-local function parse_id(id)
-  local dash = string.find(id, '-', 1, true)
-  if not dash then return tonumber(id), 0 end
-  return tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1))
-end
-local function id_less(a, b)
-  local am, as = parse_id(a)
-  local bm, bs = parse_id(b)
-  if am ~= bm then return am < bm end
-  return as < bs
-end
--- Pending entries from the smallest to the largest id of `ids`, by id, read in pages of one
--- XPENDING range each instead of one call per id. The range may hold entries that are not
--- in `ids` (failed ones left for a retry, other consumers' entries), so callers look ids up
--- in the set. Reading stops after a few pages more than `ids` needs, so a span crowded
--- with others' entries costs no more than the per-id checks; `complete` is false then.
-local function pending_between(ids)
+-- Pending entries from p.low to p.high (the smallest and largest of the ids and retry ids),
+-- by id, read in pages of one XPENDING range each instead of one call per id. The range may
+-- hold entries that are not in the commit (failed ones left for a retry, other consumers'
+-- entries), so callers look ids up in the set. Reading stops after a few pages more than
+-- `n` ids need, so a span crowded with others' entries costs no more than per-id checks;
+-- `complete` is false then.
+local function pending_between(n)
   local by_id = {}
-  if #ids == 0 then return by_id, true end
-  local low, high = ids[1], ids[1]
-  for i = 2, #ids do
-    local id = ids[i]
-    if id_less(id, low) then low = id end
-    if id_less(high, id) then high = id end
-  end
-  local start = low
-  for _ = 1, math.floor(#ids / 1000) + 3 do
-    local page = redis.call('XPENDING', stream, p.group, start, high, 1000)
+  if n == 0 then return by_id, true end
+  local start = p.low
+  for _ = 1, math.floor(n / 1000) + 3 do
+    local page = redis.call('XPENDING', stream, p.group, start, p.high, 1000)
     for _, e in ipairs(page) do by_id[e[1]] = e end
     if #page < 1000 then return by_id, true end
     start = '(' .. page[#page][1]
@@ -65,14 +50,8 @@ if p.replay then
     if #redis.call('XRANGE', dead_key, id, id) == 0 then stale[#stale + 1] = id end
   end
 else
-  local check = p.ids
-  if #p.retry > 0 then
-    check = {}
-    for _, id in ipairs(p.ids) do check[#check + 1] = id end
-    for _, r in ipairs(p.retry) do check[#check + 1] = r[1] end
-  end
   local complete
-  pending, complete = pending_between(check)
+  pending, complete = pending_between(#p.ids + #p.retry)
   for _, id in ipairs(p.ids) do
     if not pending[id] and (complete or not pending_entry(id)) then stale[#stale + 1] = id end
   end
