@@ -1,123 +1,140 @@
 /**
- * `deno task bench`: throughput and memory figures of the queue against a
- * private redis-server it starts itself: emit rate, drain rate per group,
- * per-request latency of a small emit and a one-chunk drain, and Redis
- * memory per retained entry. Prints the figures; asserts nothing.
+ * `deno task bench`: every hot path of the queue side by side with its raw
+ * baseline, measured in the same run on the same private redis-server, in
+ * alternating rounds, reported as medians and ratios (these machines are
+ * noisy; ratios are what compare). Prints a table of rows (scenario, figure,
+ * unit, baseline, ratio, target, pass) and, with `--json FILE`, writes the
+ * same rows as a JSON array. `--quick` runs everything small (CI);
+ * `--only a,b` runs the scenarios whose names start with one of a, b.
+ * Misses are reported, not fatal: the exit code is 0 unless a scenario fails to run.
+ *
+ * Usage: `deno task bench [--quick] [--json FILE] [--only emit,drain]`
  *
  * @module
  */
 
-import { drainOne } from "../functions/drain.ts";
-import { emitQuotes } from "../functions/emit_quotes.ts";
-import { createApp } from "../shared/app.ts";
-import { loadConfig } from "../shared/config.ts";
-import { GROUP_NAMES } from "../shared/groups/registry.ts";
-import type { Deps } from "../shared/http.ts";
-import { closeRedis, createRedis } from "../shared/redis.ts";
-import { createRandom } from "../shared/market/simulator.ts";
+import { parseArgs } from "node:util";
+import { closeAllRedis, closeRedis, createRedis } from "../shared/redis.ts";
+import { closeQuoteStores } from "../shared/store/quote_store.ts";
+import {
+  type BenchContext,
+  type Row,
+  ROW_KEYS,
+  type Scenario,
+  startRedisServer,
+} from "./bench/_common.ts";
+import { drainRows } from "./bench/_drain.ts";
+import { emitHttpRows, emitModuleRows } from "./bench/_emit.ts";
+import { growthRows } from "./bench/_growth.ts";
+import { coldStartRows, httpOverheadRows } from "./bench/_http.ts";
+import { liveLatencyRows } from "./bench/_live.ts";
+import { memoryRows } from "./bench/_memory.ts";
+import { partitionRows } from "./bench/_partitions.ts";
+import { formatTable } from "./_table.ts";
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+/** Every scenario, in the issue's order; the name is the prefix of its rows. */
+export const SCENARIOS: readonly { name: string; run: Scenario }[] = [
+  { name: "emit-module", run: emitModuleRows },
+  { name: "emit-http", run: emitHttpRows },
+  { name: "drain", run: drainRows },
+  { name: "drain-partitions", run: partitionRows },
+  { name: "growth", run: growthRows },
+  { name: "live-latency", run: liveLatencyRows },
+  { name: "http-overhead", run: httpOverheadRows },
+  { name: "memory", run: memoryRows },
+  { name: "cold-start", run: coldStartRows },
+];
+
+function formatNumber(value: number | null): string {
+  if (value === null || !Number.isFinite(value)) return "-";
+  if (Math.abs(value) >= 1000) return String(Math.round(value));
+  if (Math.abs(value) >= 10) return value.toFixed(1);
+  return value.toFixed(2);
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+/** The rows as the printed table, with their notes under it. */
+export function formatRows(rows: Row[]): string {
+  const columns = [
+    { title: "scenario" },
+    { title: "figure", numeric: true },
+    { title: "unit" },
+    { title: "baseline", numeric: true },
+    { title: "ratio", numeric: true },
+    { title: "target" },
+    { title: "pass" },
+  ];
+  const cells = rows.map((r) => [
+    r.scenario,
+    formatNumber(r.figure),
+    r.unit,
+    formatNumber(r.baseline),
+    formatNumber(r.ratio),
+    r.target,
+    r.pass === null ? "-" : r.pass ? "yes" : "NO",
+  ]);
+  const notes = rows.filter((r) => r.note !== undefined).map((r) => `${r.scenario}: ${r.note}`);
+  return [formatTable(columns, cells), "", ...notes].join("\n");
+}
+
+/** The rows as JSON objects with exactly the keys of {@linkcode ROW_KEYS}. */
+export function rowsToJson(rows: Row[]): Record<string, unknown>[] {
+  return rows.map((row) => {
+    const out: Record<string, unknown> = {};
+    for (const key of ROW_KEYS) {
+      const value = row[key];
+      out[key] = typeof value === "number" && !Number.isFinite(value) ? null : value;
+    }
+    return out;
+  });
 }
 
 async function main(): Promise<void> {
-  const port = freePort();
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean", default: false },
+      json: { type: "string" },
+      only: { type: "string" },
+    },
+  });
+  const only = values.only?.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const chosen = SCENARIOS.filter((s) =>
+    only === undefined || only.some((prefix) => s.name.startsWith(prefix))
+  );
   const dir = await Deno.makeTempDir({ prefix: "tickstream-bench-" });
-  const server = new Deno.Command("redis-server", {
-    args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const url = `redis://127.0.0.1:${port}`;
-  const redis = createRedis(url);
+  const server = await startRedisServer(dir);
+  const redis = createRedis(server.url);
+  const started = performance.now();
+  const ctx: BenchContext = {
+    quick: values.quick,
+    rounds: values.quick ? 2 : 5,
+    redisUrl: server.url,
+    redis,
+    dir,
+    progress(line) {
+      const at = ((performance.now() - started) / 1000).toFixed(1).padStart(6);
+      console.error(`[${at} s] ${line}`);
+    },
+  };
+  const rows: Row[] = [];
   try {
-    for (let i = 0; i < 50; i++) {
-      if (await redis.ping().catch(() => "") === "PONG") break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    const config = loadConfig({
-      REDIS_URL: url,
-      CRON_ENABLED: "false",
-      STREAM_MAXLEN: "20000",
-      DATABASE_PATH: `${dir}/quotes.db`,
-    });
-    const deps: Deps = { config, redis: () => redis, now: Date.now, random: createRandom(7) };
-    const symbols = config.symbols.length;
-
-    const batches = 25;
-    const ticks = 500;
-    let started = performance.now();
-    for (let i = 0; i < batches; i++) await emitQuotes(deps, { ticks });
-    let seconds = (performance.now() - started) / 1000;
-    const emitted = batches * ticks * symbols;
-    console.log(
-      `emit: ${emitted} quotes in ${batches} batches of ${ticks * symbols}: ` +
-        `${Math.round(emitted / seconds)} quotes/s`,
-    );
-
-    for (const group of GROUP_NAMES) {
-      started = performance.now();
-      let acked = 0;
-      for (;;) {
-        const result = await drainOne(deps, group, { count: 1000, budgetMs: 55000 });
-        acked += result.acked;
-        if (!result.more) break;
-      }
-      seconds = (performance.now() - started) / 1000;
-      console.log(`drain ${group}: ${acked} entries: ${Math.round(acked / seconds)} entries/s`);
-    }
-
-    const memory = String(await redis.info("memory")).match(/used_memory:(\d+)/);
-    const length = await redis.xlen(config.streamKey);
-    console.log(
-      `stream after drains: ${length} entries (STREAM_MAXLEN ${config.streamMaxlen}), ` +
-        `Redis used_memory ${(Number(memory?.[1]) / 1048576).toFixed(1)} MiB`,
-    );
-
-    const app = createApp(deps);
-    const emitTimes: number[] = [];
-    const drainTimes: number[] = [];
-    for (let i = 0; i < 300; i++) {
-      let t = performance.now();
-      const res = await app.request("/emit-quotes", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: '{"ticks":1}',
-      });
-      await res.body?.cancel();
-      emitTimes.push(performance.now() - t);
-      t = performance.now();
-      const drained = await app.request("/drain/price-alerts", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-      });
-      await drained.body?.cancel();
-      drainTimes.push(performance.now() - t);
-    }
-    emitTimes.sort((a, b) => a - b);
-    drainTimes.sort((a, b) => a - b);
-    console.log(
-      `POST /emit-quotes (1 tick, ${symbols} quotes): p50 ${
-        percentile(emitTimes, 50).toFixed(2)
-      } ms, ` +
-        `p99 ${percentile(emitTimes, 99).toFixed(2)} ms`,
-    );
-    console.log(
-      `POST /drain/price-alerts (one chunk): p50 ${percentile(drainTimes, 50).toFixed(2)} ms, ` +
-        `p99 ${percentile(drainTimes, 99).toFixed(2)} ms`,
-    );
+    for (const scenario of chosen) rows.push(...await scenario.run(ctx));
   } finally {
-    await closeRedis(redis);
-    server.kill("SIGTERM");
-    await server.status;
+    await closeQuoteStores().catch(() => {});
+    await closeRedis(redis).catch(() => redis.disconnect());
+    await closeAllRedis().catch(() => {});
+    await server.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  const seconds = ((performance.now() - started) / 1000).toFixed(0);
+  console.log(formatRows(rows));
+  const cpu = navigator.hardwareConcurrency;
+  console.log(
+    `${values.quick ? "quick" : "full"} run, ${ctx.rounds} rounds, ${seconds} s, ${cpu} CPUs, ` +
+      `Deno ${Deno.version.deno}`,
+  );
+  if (values.json !== undefined) {
+    await Deno.writeTextFile(values.json, JSON.stringify(rowsToJson(rows), null, 2) + "\n");
   }
 }
 

@@ -10,6 +10,7 @@
 
 import { checkInteger } from "./_replies.ts";
 import type { StreamRef } from "./group.ts";
+import { compareIds } from "./ids.ts";
 import type { Fence } from "./lease.ts";
 import type { WaitReplicas } from "./client.ts";
 import { KeyList, runScript, runScriptAndWait, SCRIPTS } from "./scripts.ts";
@@ -103,6 +104,38 @@ export interface CommitResult {
 }
 
 /**
+ * Orders two ids as Redis writes them ("ms-seq", no leading zeros) without
+ * allocating: a longer number is larger, equal lengths compare as text.
+ */
+function compareCanonical(a: string, b: string): number {
+  const ad = a.indexOf("-");
+  const bd = b.indexOf("-");
+  if (ad < 0 || bd < 0) return compareIds(a, b);
+  if (ad !== bd) return ad - bd;
+  for (let i = 0; i < ad; i++) {
+    const d = a.charCodeAt(i) - b.charCodeAt(i);
+    if (d !== 0) return d;
+  }
+  const al = a.length - ad;
+  const bl = b.length - bd;
+  if (al !== bl) return al - bl;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Smallest and largest of `ids` and the retry ids, so the script reads one XPENDING range. */
+function idSpan(ids: string[], retry: RetryMark[]): [string, string] | undefined {
+  let low: string | undefined;
+  let high: string | undefined;
+  function see(id: string): void {
+    if (low === undefined || compareCanonical(id, low) < 0) low = id;
+    if (high === undefined || compareCanonical(id, high) > 0) high = id;
+  }
+  for (const id of ids) see(id);
+  for (const r of retry) see(r.id);
+  return low === undefined ? undefined : [low, high!];
+}
+
+/**
  * Commits `ids` of the group `group.name` on `group.stream` atomically.
  *
  * @example
@@ -129,17 +162,21 @@ export async function commitChunk(
   // Without a fence KEYS[2] repeats the stream (never read), so every call has one layout.
   const keys = new KeyList([group.stream.key]);
   keys.keys.push(fence?.key ?? group.stream.key, deadKey);
+  const retry = options.retry ?? [];
+  const span = idSpan(ids, retry);
   const payload = {
     group: group.name,
     token: fence?.token,
     ids,
+    low: span?.[0],
+    high: span?.[1],
     replay: replay || undefined,
     streams: (options.outputs ?? []).map((o) => [keys.add(o.key), o.maxLen, o.fields]),
     hset: (options.hashWrites ?? []).map(([key, field, value]) => [keys.add(key), field, value]),
     hdel: (options.hashDeletes ?? []).map(([key, field]) => [keys.add(key), field]),
     dead: options.deadLetters ?? [],
     incr: (options.counters ?? []).map(([key, field, delta]) => [keys.add(key), field, delta]),
-    retry: (options.retry ?? []).map((r) => [
+    retry: retry.map((r) => [
       r.id,
       Math.max(0, Math.round(r.idleMs)),
       r.attempted ? 1 : 0,

@@ -14,7 +14,10 @@ import { consumerName } from "./consumer.ts";
 import { ensureGroups, isMissingGroupError, recoverGroup } from "./ensure.ts";
 import type { Handler } from "./handler.ts";
 import { compareIds } from "./ids.ts";
-import { acquireLease, releaseLease, renewLease } from "./lease.ts";
+import { acquireLease, releaseLease } from "./lease.ts";
+import { parsePendingEntries } from "./pending.ts";
+import { toEntries } from "./_replies.ts";
+import { runScript, SCRIPTS } from "./scripts.ts";
 import { leaseTtlMs, type Queue } from "./queue.ts";
 
 export type { StalledDrain } from "./_chunk.ts";
@@ -229,9 +232,13 @@ async function drainLeased(run: DrainRun): Promise<DrainResult> {
       if (signal?.aborted) break;
       if (chunks > 0 && now() - started + slowestChunk > budgetMs) break;
       const chunkStart = now();
-      if (!first && !(await renewLease(redis, lease, { ttlMs }))) break;
+      // The first read follows the acquisition; later ones renew the lease as they read.
+      const chunk = await nextChunk(ctx, {
+        consumer,
+        count,
+        renewTtlMs: first ? undefined : ttlMs,
+      });
       first = false;
-      const chunk = await nextChunk(ctx, { consumer, count });
       waiting = chunk.waiting;
       if (chunk.items.length === 0) {
         // The oldest pending entry is due for its retry (or claimable from a
@@ -330,43 +337,47 @@ interface NextChunk {
  */
 async function nextChunk(
   ctx: ChunkContext,
-  request: { consumer: string; count: number },
+  request: { consumer: string; count: number; renewTtlMs: number | undefined },
 ): Promise<NextChunk> {
   const { queue, handler, lease } = ctx;
   const { consumer, count } = request;
   const group = queue.stream.group(handler.name);
-  const pending = await group.pendingEntries({ count });
-  if (pending.length > 0) {
-    let claimable = 0;
-    while (claimable < pending.length && pending[claimable].idleMs >= queue.claimIdleMs) {
-      claimable += 1;
-    }
-    if (claimable === 0) {
-      return {
-        items: [],
-        claimed: 0,
-        waiting: true,
-        retryInMs: queue.claimIdleMs - pending[0].idleMs,
-      };
-    }
-    const deliveries = new Map(pending.map((p) => [p.id, p.deliveries + 1]));
-    const claimed = await group.readFenced(consumer, lease, {
-      count: claimable,
-      claim: { minIdleMs: queue.claimIdleMs, start: pending[0].id },
-      claimCounter: { key: queue.keys.counters, field: `claimed:${handler.name}` },
-    });
-    if (claimed.status === "fenced") return { items: [], claimed: 0, waiting: true };
-    const items = claimed.entries.map((entry) => ({
-      entry,
-      deliveries: deliveries.get(entry.id) ?? queue.maxDeliveries,
-    }));
-    return { items, claimed: items.length, waiting: claimed.entries.length < pending.length };
+  // One script checks the fence, renews the lease, looks for pending entries
+  // and, when there are none, reads new ones: a chunk costs one round trip here.
+  const reply = await runScript(queue.redis, SCRIPTS.fencedRead, {
+    keys: [queue.stream.key, lease.key, queue.stream.key],
+    args: [lease.token, handler.name, consumer, count, "", "", "", "1", request.renewTtlMs ?? ""],
+  }) as unknown[];
+  if (reply[0] === "fenced") return { items: [], claimed: 0, waiting: true };
+  if (reply[0] === "ok") {
+    const entries = toEntries(reply[1]);
+    const items: Delivered[] = new Array(entries.length);
+    for (let i = 0; i < entries.length; i++) items[i] = { entry: entries[i], deliveries: 1 };
+    return { items, claimed: 0, waiting: false };
   }
-  const read = await group.readFenced(consumer, lease, { count });
-  if (read.status === "fenced") return { items: [], claimed: 0, waiting: true };
-  return {
-    items: read.entries.map((entry) => ({ entry, deliveries: 1 })),
-    claimed: 0,
-    waiting: false,
-  };
+  const pending = parsePendingEntries(reply[1]);
+  let claimable = 0;
+  while (claimable < pending.length && pending[claimable].idleMs >= queue.claimIdleMs) {
+    claimable += 1;
+  }
+  if (claimable === 0) {
+    return {
+      items: [],
+      claimed: 0,
+      waiting: true,
+      retryInMs: queue.claimIdleMs - pending[0].idleMs,
+    };
+  }
+  const deliveries = new Map(pending.map((p) => [p.id, p.deliveries + 1]));
+  const claimed = await group.readFenced(consumer, lease, {
+    count: claimable,
+    claim: { minIdleMs: queue.claimIdleMs, start: pending[0].id },
+    claimCounter: { key: queue.keys.counters, field: `claimed:${handler.name}` },
+  });
+  if (claimed.status === "fenced") return { items: [], claimed: 0, waiting: true };
+  const items = claimed.entries.map((entry) => ({
+    entry,
+    deliveries: deliveries.get(entry.id) ?? queue.maxDeliveries,
+  }));
+  return { items, claimed: items.length, waiting: claimed.entries.length < pending.length };
 }

@@ -5,7 +5,8 @@
 -- KEYS[3]   the dead-letter stream (dead letters are added to it; a replay deletes from it).
 -- KEYS[4..] every other key the payload names, referenced by its index in KEYS:
 --           state hashes, output streams, the counters and dead-count hashes, the stall hash.
--- ARGV[1]   JSON {group, token?, ids, replay?, dead = [[field, value, ...]],
+-- ARGV[1]   JSON {group, token?, ids, low?, high? (smallest and largest of ids and retry ids;
+--           absent when both are empty), replay?, dead = [[field, value, ...]],
 --           streams = [[k, maxlen, [field, value, ...]]], hset = [[k, field, value]],
 --           hdel = [[k, field]], incr = [[k, field, delta]], retry = [[id, idle_ms, attempted]]}.
 -- Returns   JSON {status = 'ok', done}, {status = 'fenced'} when the lease was lost, or
@@ -21,14 +22,38 @@ local p = cjson.decode(ARGV[1])
 if p.token then
   if redis.call('GET', KEYS[2]) ~= p.token then return cjson.encode({status = 'fenced'}) end
 end
+-- Pending entries from p.low to p.high (the smallest and largest of the ids and retry ids),
+-- by id, read in pages of one XPENDING range each instead of one call per id. The range may
+-- hold entries that are not in the commit (failed ones left for a retry, other consumers'
+-- entries), so callers look ids up in the set. Reading stops after a few pages more than
+-- `n` ids need, so a span crowded with others' entries costs no more than per-id checks;
+-- `complete` is false then.
+local function pending_between(n)
+  local by_id = {}
+  if n == 0 then return by_id, true end
+  local start = p.low
+  for _ = 1, math.floor(n / 1000) + 3 do
+    local page = redis.call('XPENDING', stream, p.group, start, p.high, 1000)
+    for _, e in ipairs(page) do by_id[e[1]] = e end
+    if #page < 1000 then return by_id, true end
+    start = '(' .. page[#page][1]
+  end
+  return by_id, false
+end
+local function pending_entry(id)
+  return redis.call('XPENDING', stream, p.group, id, id, 1)[1]
+end
 local stale = {}
+local pending = nil
 if p.replay then
   for _, id in ipairs(p.ids) do
     if #redis.call('XRANGE', dead_key, id, id) == 0 then stale[#stale + 1] = id end
   end
 else
+  local complete
+  pending, complete = pending_between(#p.ids + #p.retry)
   for _, id in ipairs(p.ids) do
-    if #redis.call('XPENDING', stream, p.group, id, id, 1) == 0 then stale[#stale + 1] = id end
+    if not pending[id] and (complete or not pending_entry(id)) then stale[#stale + 1] = id end
   end
 end
 if #stale > 0 then return cjson.encode({status = 'stale', stale = stale}) end
@@ -51,7 +76,8 @@ for _, c in ipairs(p.incr) do redis.call('HINCRBY', KEYS[c[1]], c[2], c[3]) end
 -- retry is due (same owner). One held back behind a failed entry of its key was delivered
 -- but not attempted: that delivery is given back, so the delivery count counts attempts.
 for _, r in ipairs(p.retry) do
-  local e = redis.call('XPENDING', stream, p.group, r[1], r[1], 1)[1]
+  local e = pending and pending[r[1]]
+  if not e then e = pending_entry(r[1]) end
   if e then
     local count = e[4]
     if r[3] == 0 and count > 0 then count = count - 1 end
