@@ -1,29 +1,165 @@
 /**
- * Private: the drain-partitions scenario (one group over 1, 2 and 4
- * partitions with as many concurrent invocations, on one Redis and on the
- * cluster). A placeholder until partitions exist: it reports the scenario
- * as skipped, so the table and the JSON already have its row.
- *
- * To wire it: replace the body of {@linkcode partitionRows} with the
- * measurement (rows "drain-partitions/1", "/2", "/4" with the 1-partition
- * rate as baseline and `ratioRow(..., { atLeast: 1.5 })` for 4), and print
- * the CPU use in the row's `note` where the machine cannot show the gain.
+ * Private: the drain-partitions scenario: one group drained over 1, 2 and 4
+ * partitions by as many concurrent invocations, on the benchmark's Redis and
+ * on a local 3-master Redis Cluster, as ratios to 1 partition. Both the app
+ * and every Redis share this machine's cores, so each row's note gives the
+ * CPU the app process and Redis used: where the ratio stays low, that shows
+ * which side ran out.
  *
  * @module
  */
 
-import type { BenchContext, Row } from "./_common.ts";
+import type { Redis } from "ioredis";
+import { drainOne } from "../../functions/drain.ts";
+import { emitQuotes } from "../../functions/emit_quotes.ts";
+import { resetLayoutCache } from "../../shared/layout.ts";
+import { resetGroupCache } from "../../shared/queue/mod.ts";
+import { closeCluster, createClusterClient } from "../../shared/redis_cluster.ts";
+import { startLocalCluster } from "../_cluster.ts";
+import {
+  benchConfig,
+  type BenchContext,
+  benchDeps,
+  median,
+  ratioRow,
+  type Row,
+} from "./_common.ts";
 
-/** Rows of drain-partitions; skipped until partitions are built. */
-export function partitionRows(_ctx: BenchContext): Promise<Row[]> {
-  return Promise.resolve([{
-    scenario: "drain-partitions",
-    figure: null,
-    unit: "entries/s",
-    baseline: null,
-    ratio: null,
-    target: "4 partitions ratio >= 1.5",
-    pass: null,
-    note: "skipped: partitions not built yet",
-  }]);
+const GROUP = "price-alerts";
+const COUNTS = [1, 2, 4] as const;
+
+/** CPU seconds this process has used so far (user + system), from /proc. */
+function processCpuSeconds(): number {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU seconds the Redis node(s) behind `redis` have used, from INFO cpu. */
+async function redisCpuSeconds(nodes: Redis[]): Promise<number> {
+  let total = 0;
+  for (const node of nodes) {
+    const info = await node.info("cpu");
+    const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0);
+    const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0);
+    total += sys + user;
+  }
+  return total;
+}
+
+/** Where one measurement runs: a client, the nodes to read CPU from, extra settings. */
+interface Target {
+  name: string;
+  client: Redis;
+  nodes: Redis[];
+  env: Record<string, string>;
+  flush(): Promise<void>;
+}
+
+/** Drains GROUP over `partitions` partitions with as many invocations; entries/s and CPU use. */
+async function measure(
+  ctx: BenchContext,
+  target: Target,
+  run: { partitions: number; round: number; ticks: number },
+): Promise<{ rate: number; appCpu: number; redisCpu: number }> {
+  await target.flush();
+  resetGroupCache();
+  resetLayoutCache();
+  const config = benchConfig(ctx, {
+    ...target.env,
+    STREAM_KEY: `bench:part:${run.round}:${run.partitions}`,
+    STREAM_PARTITIONS: String(run.partitions),
+    DATABASE_PATH: `${ctx.dir}/partitions.db`,
+  });
+  const deps = { ...benchDeps(ctx, config), redis: () => target.client };
+  await emitQuotes(deps, { ticks: run.ticks });
+  const total = run.ticks * config.symbols.length;
+  const cpu0 = processCpuSeconds();
+  const redis0 = await redisCpuSeconds(target.nodes);
+  const started = performance.now();
+  let acked = 0;
+  await Promise.all(Array.from({ length: run.partitions }, async () => {
+    for (let i = 0; i < 20 && acked < total; i++) {
+      const result = await drainOne(deps, GROUP, { count: 1000, budgetMs: 55000 });
+      acked += result.acked;
+      if (!result.more && result.acked === 0) break;
+    }
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  if (acked !== total) throw new Error(`Partitioned drain acked ${acked} of ${total}`);
+  return {
+    rate: total / seconds,
+    appCpu: (processCpuSeconds() - cpu0) / seconds,
+    redisCpu: ((await redisCpuSeconds(target.nodes)) - redis0) / seconds,
+  };
+}
+
+/** The rows of one target: 2 and 4 partitions as ratios to 1. */
+async function rowsOf(ctx: BenchContext, target: Target): Promise<Row[]> {
+  const ticks = ctx.quick ? 250 : 2500;
+  const rates = new Map<number, number[]>(COUNTS.map((n) => [n, []]));
+  const cpu = new Map<number, string[]>(COUNTS.map((n) => [n, []]));
+  for (let round = 0; round <= ctx.rounds; round++) {
+    // Alternate the order so neither side always runs warm; round 0 warms up.
+    const order = round % 2 === 0 ? [...COUNTS] : [...COUNTS].reverse();
+    for (const partitions of order) {
+      ctx.progress(`drain-partitions ${target.name}: round ${round}, ${partitions} partitions`);
+      const m = await measure(ctx, target, { partitions, round, ticks });
+      if (round === 0) continue;
+      rates.get(partitions)!.push(m.rate);
+      cpu.get(partitions)!.push(
+        `app ${(m.appCpu * 100).toFixed(0)}% cpu, redis ${(m.redisCpu * 100).toFixed(0)}%`,
+      );
+    }
+  }
+  const base = rates.get(1)!;
+  return COUNTS.map((n) => ({
+    ...ratioRow(`drain-partitions/${target.name}/${n}`, {
+      figures: rates.get(n)!,
+      baselines: base,
+      unit: "entries/s",
+      atLeast: n === 4 ? 1.5 : undefined,
+    }),
+    note: `${cpu.get(n)!.at(-1)} on ${navigator.hardwareConcurrency} cores (median of ${
+      rates.get(n)!.length
+    }: ${median(rates.get(n)!).toFixed(0)})`,
+  }));
+}
+
+/** Rows of drain-partitions, on one Redis and on a local 3-master cluster. */
+export async function partitionRows(ctx: BenchContext): Promise<Row[]> {
+  const rows = await rowsOf(ctx, {
+    name: "redis",
+    client: ctx.redis,
+    nodes: [ctx.redis],
+    env: {},
+    flush: async () => void await ctx.redis.flushall(),
+  });
+  const dir = `${ctx.dir}/cluster`;
+  const cluster = await startLocalCluster(dir, { replicasPerMaster: 0 });
+  const client = createClusterClient(cluster.seeds) as unknown as Redis;
+  const { Redis: Node } = await import("ioredis");
+  const masters = cluster.nodes.filter((n) => n.role === "master").map((n) =>
+    new Node({ host: n.host, port: n.port, lazyConnect: false })
+  );
+  try {
+    rows.push(
+      ...await rowsOf(ctx, {
+        name: "cluster",
+        client,
+        nodes: masters,
+        env: { REDIS_CLUSTER_NODES: cluster.seeds },
+        flush: async () => void await Promise.all(masters.map((m) => m.flushall())),
+      }),
+    );
+  } finally {
+    for (const m of masters) m.disconnect();
+    await closeCluster(client as unknown as Parameters<typeof closeCluster>[0]);
+    await cluster.stop();
+  }
+  return rows;
 }
