@@ -95,8 +95,12 @@ export async function checkHealth(deps: Deps): Promise<Health> {
 export function createHealthApp(deps: Deps): Hono {
   const app = new Hono();
   installErrorHandling(app);
+  // Requests that arrive while a check is under way share it: a health
+  // checker polling hard costs one check per round trip, never a stale answer.
+  let inflight: Promise<Health> | undefined;
   app.get("/health", async function health(c) {
-    const result = await checkHealth(deps);
+    inflight ??= checkHealth(deps).finally(() => inflight = undefined);
+    const result = await inflight;
     const unusable = result.redis === "down" || result.redis === "credentials" ||
       result.redis === "busy";
     return unusable ? c.json(result, 503, { "Retry-After": "5" }) : c.json(result);

@@ -45,9 +45,14 @@ Deno.test("the quick benchmark completes and writes a row of the seven keys for 
       );
       assert.ok(matching.length > 0, `No row for scenario "${scenario}"`);
     }
-    const partitions = rows.find((r) => r.scenario === "drain-partitions")!;
-    assert.equal(partitions.pass, null);
-    assert.match(stdout, /drain-partitions: skipped: partitions not built yet/);
+    // One group over 1, 2 and 4 partitions, on one Redis and on a local cluster.
+    for (const target of ["redis", "cluster"]) {
+      for (const n of [1, 2, 4]) {
+        const row = rows.find((r) => r.scenario === `drain-partitions/${target}/${n}`);
+        assert.ok(row !== undefined && typeof row.figure === "number", `${target}/${n}`);
+      }
+    }
+    assert.match(stdout, /drain-partitions\/redis\/4: app \d+% cpu, redis \d+%/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
