@@ -60,6 +60,8 @@ export async function startMonitor(port: number): Promise<Monitor> {
   await conn.write(new TextEncoder().encode("MONITOR\r\n"));
   const seen: Monitored[] = [];
   const waiters: { marker: string; resolve: () => void }[] = [];
+  // Redis answers +OK once the connection monitors; commands before that are not shown.
+  const { promise: monitoring, resolve: started } = Promise.withResolvers<void>();
   const reading = (async () => {
     const decoder = new TextDecoder();
     let buffer = "";
@@ -72,6 +74,7 @@ export async function startMonitor(port: number): Promise<Monitor> {
       while ((end = buffer.indexOf("\r\n")) >= 0) {
         const line = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
+        if (line === "+OK") started();
         const match = /^\+\d+\.\d+ \[\d+ ([^\]]+)\] (.*)$/.exec(line);
         if (match === null) continue;
         const args = parseArgs(match[2]);
@@ -83,6 +86,7 @@ export async function startMonitor(port: number): Promise<Monitor> {
       }
     }
   })();
+  await monitoring;
   return {
     seen,
     waitFor(marker) {

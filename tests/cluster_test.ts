@@ -14,6 +14,8 @@ import { allStockKeys, stockKeys } from "../shared/stock_queue.ts";
 import { closeQuoteStores } from "../shared/store/quote_store.ts";
 import { assertMatchesReference, groupsBehind, readAllQuotes, referenceEnv } from "./_reference.ts";
 import { startRedisCluster } from "./_redis_cluster.ts";
+import { startRedis } from "./_redis_server.ts";
+import { fixedQuotes, runQuotes } from "./_equivalence.ts";
 
 const json = { "content-type": "application/json" };
 
@@ -254,6 +256,46 @@ Deno.test("a master killed mid-drain: drains answer 503 during the failover, the
     await closeQuoteStores();
     (client as unknown as { disconnect(): void }).disconnect();
     await cluster.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("on the 3-master cluster with four partitions, alerts, states and stored quotes equal a one-partition run on one Redis", async () => {
+  const quotes = fixedQuotes();
+  const single = await startRedis();
+  const cluster = await startRedisCluster();
+  const client = createClusterClient(cluster.seeds) as unknown as Redis;
+  const dir = await Deno.makeTempDir({ prefix: "tickstream-cluster-same-" });
+  try {
+    resetGroupCache();
+    resetLayoutCache();
+    const oneConfig = loadConfig(referenceEnv(single, { DATABASE_PATH: `${dir}/one.db` }));
+    const one = await runQuotes(
+      { config: oneConfig, redis: () => single.client(), now: Date.now, random: Math.random },
+      quotes,
+    );
+    await closeQuoteStores();
+    resetGroupCache();
+    resetLayoutCache();
+    const clusterConfig = loadConfig(referenceEnv({ url: "redis://127.0.0.1:1", dir }, {
+      REDIS_CLUSTER_NODES: cluster.seeds,
+      STREAM_PARTITIONS: "4",
+      DATABASE_PATH: `${dir}/cluster.db`,
+    }));
+    const four = await runQuotes(
+      { config: clusterConfig, redis: () => client, now: Date.now, random: Math.random },
+      quotes,
+    );
+    assert.ok(one.alerts.length > 20, `only ${one.alerts.length} alerts`);
+    assert.deepEqual(four.alerts, one.alerts);
+    assert.deepEqual(four.states, one.states);
+    assert.equal(one.stored.length, quotes.length);
+    assert.deepEqual(four.stored, one.stored);
+  } finally {
+    await closeQuoteStores();
+    (client as unknown as { disconnect(): void }).disconnect();
+    await cluster.stop();
+    await single.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });
