@@ -1,16 +1,15 @@
 /**
  * Private: the drain-partitions scenario: one group drained over 1, 2 and 4
- * partitions by as many concurrent invocations, on the benchmark's Redis and
- * on a local 3-master Redis Cluster, as ratios to 1 partition. Both the app
- * and every Redis share this machine's cores, so each row's note gives the
- * CPU the app process and Redis used: where the ratio stays low, that shows
- * which side ran out.
+ * partitions by as many concurrent invocations, each its own process (as a
+ * host runs invocations in isolates of their own), on the benchmark's Redis
+ * and on a local 3-master Redis Cluster, as ratios to 1 partition. The
+ * invocations and every Redis share this machine's cores, so each row's note
+ * gives the CPU they used: where the ratio stays low, that shows which ran out.
  *
  * @module
  */
 
 import type { Redis } from "ioredis";
-import { drainOne } from "../../functions/drain.ts";
 import { emitQuotes } from "../../functions/emit_quotes.ts";
 import { resetLayoutCache } from "../../shared/layout.ts";
 import { resetGroupCache } from "../../shared/queue/mod.ts";
@@ -27,17 +26,6 @@ import {
 
 const GROUP = "price-alerts";
 const COUNTS = [1, 2, 4] as const;
-
-/** CPU seconds this process has used so far (user + system), from /proc. */
-function processCpuSeconds(): number {
-  try {
-    const stat = Deno.readTextFileSync("/proc/self/stat");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
 
 /** CPU seconds the Redis node(s) behind `redis` have used, from INFO cpu. */
 async function redisCpuSeconds(nodes: Redis[]): Promise<number> {
@@ -60,7 +48,25 @@ interface Target {
   flush(): Promise<void>;
 }
 
-/** Drains GROUP over `partitions` partitions with as many invocations; entries/s and CPU use. */
+const WORKER = new URL("./_drain_worker.ts", import.meta.url).pathname;
+
+/** Reads a child's stdout line by line. */
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buffer = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffer += chunk;
+    let end: number;
+    while ((end = buffer.indexOf("\n")) >= 0) {
+      yield buffer.slice(0, end);
+      buffer = buffer.slice(end + 1);
+    }
+  }
+}
+
+/**
+ * Drains GROUP over `partitions` partitions with as many invocations, each
+ * its own process started before the clock runs; entries/s and CPU use.
+ */
 async function measure(
   ctx: BenchContext,
   target: Target,
@@ -69,31 +75,46 @@ async function measure(
   await target.flush();
   resetGroupCache();
   resetLayoutCache();
-  const config = benchConfig(ctx, {
+  const env = {
+    REDIS_URL: ctx.redisUrl,
+    CRON_ENABLED: "false",
+    MAX_LAG: "1000000000",
+    STREAM_MAXLEN: "10000000",
     ...target.env,
     STREAM_KEY: `bench:part:${run.round}:${run.partitions}`,
     STREAM_PARTITIONS: String(run.partitions),
     DATABASE_PATH: `${ctx.dir}/partitions.db`,
-  });
+  };
+  const config = benchConfig(ctx, env);
   const deps = { ...benchDeps(ctx, config), redis: () => target.client };
   await emitQuotes(deps, { ticks: run.ticks });
   const total = run.ticks * config.symbols.length;
-  const cpu0 = processCpuSeconds();
+  const workers = Array.from({ length: run.partitions }, () =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", WORKER],
+      env: { ...env, BENCH_GROUP: GROUP },
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn());
+  const outputs = workers.map((w) => lines(w.stdout));
+  for (const out of outputs) {
+    const first = await out.next();
+    if (first.value !== "ready") throw new Error(`A drain worker did not start: ${first.value}`);
+  }
   const redis0 = await redisCpuSeconds(target.nodes);
   const started = performance.now();
-  let acked = 0;
-  await Promise.all(Array.from({ length: run.partitions }, async () => {
-    for (let i = 0; i < 20 && acked < total; i++) {
-      const result = await drainOne(deps, GROUP, { count: 1000, budgetMs: 55000 });
-      acked += result.acked;
-      if (!result.more && result.acked === 0) break;
-    }
+  await target.client.set(`${config.streamKey}:go`, "1");
+  const done = await Promise.all(outputs.map(async (out) => {
+    const line = await out.next();
+    return JSON.parse(String(line.value)) as { acked: number; cpu: number };
   }));
   const seconds = (performance.now() - started) / 1000;
+  await Promise.all(workers.map((w) => w.status));
+  const acked = done.reduce((n, d) => n + d.acked, 0);
   if (acked !== total) throw new Error(`Partitioned drain acked ${acked} of ${total}`);
   return {
     rate: total / seconds,
-    appCpu: (processCpuSeconds() - cpu0) / seconds,
+    appCpu: done.reduce((n, d) => n + d.cpu, 0) / seconds,
     redisCpu: ((await redisCpuSeconds(target.nodes)) - redis0) / seconds,
   };
 }
@@ -124,7 +145,9 @@ async function rowsOf(ctx: BenchContext, target: Target): Promise<Row[]> {
       unit: "entries/s",
       atLeast: n === 4 ? 1.5 : undefined,
     }),
-    note: `${cpu.get(n)!.at(-1)} on ${navigator.hardwareConcurrency} cores (median of ${
+    note: `${
+      cpu.get(n)!.at(-1)
+    } on ${navigator.hardwareConcurrency} cores, one process per invocation (median of ${
       rates.get(n)!.length
     }: ${median(rates.get(n)!).toFixed(0)})`,
   }));

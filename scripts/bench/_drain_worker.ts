@@ -1,0 +1,40 @@
+/**
+ * Private: one drain invocation of the drain-partitions scenario, as its own
+ * process (an isolate of its own, as a host runs invocations). Loads the
+ * app, says "ready" on stdout, waits for the key `<STREAM_KEY>:go`, drains
+ * the group named in BENCH_GROUP until nothing is left that it can lease,
+ * and prints one JSON line: entries acked and the CPU seconds it used.
+ *
+ * @module
+ */
+
+import { drainOne } from "../../functions/drain.ts";
+import { loadConfig } from "../../shared/config.ts";
+import { defaultDeps } from "../../shared/http.ts";
+import { closeAllRedis } from "../../shared/redis.ts";
+import { closeAllClusters } from "../../shared/redis_cluster.ts";
+
+function cpuSeconds(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+const config = loadConfig();
+const deps = defaultDeps(config);
+const group = Deno.env.get("BENCH_GROUP") ?? "price-alerts";
+const redis = deps.redis();
+await redis.ping();
+console.log("ready");
+const go = `${config.streamKey}:go`;
+while ((await redis.exists(go)) === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+const cpu0 = cpuSeconds();
+let acked = 0;
+for (let i = 0; i < 50; i++) {
+  const result = await drainOne(deps, group, { count: 1000, budgetMs: 55000 });
+  acked += result.acked;
+  if (result.acked === 0 && !result.busy) break;
+}
+console.log(JSON.stringify({ acked, cpu: cpuSeconds() - cpu0 }));
+await closeAllRedis();
+await closeAllClusters();
