@@ -23,19 +23,27 @@ function post(app: ReturnType<typeof createApp>, path: string, body: unknown = {
   return app.request(path, { method: "POST", headers: json, body: JSON.stringify(body) });
 }
 
-Deno.test("every function works on a 3-master Redis Cluster with four partitions", async (t) => {
+/** A fresh 3+3 cluster, a client of it, a temp dir and the app's deps with four partitions. */
+async function clusterSetup(env: Record<string, string>, seed: number) {
   const cluster = await startRedisCluster();
   const client = createClusterClient(cluster.seeds) as unknown as Redis;
-  const dir = await Deno.makeTempDir({ prefix: "tickstream-cluster-app-" });
+  const dir = await Deno.makeTempDir({ prefix: "tickstream-cluster-" });
   resetGroupCache();
   resetLayoutCache();
   const config = loadConfig(referenceEnv({ url: "redis://127.0.0.1:1", dir }, {
     REDIS_CLUSTER_NODES: cluster.seeds,
     STREAM_PARTITIONS: "4",
+    ...env,
+  }));
+  const deps: Deps = { config, redis: () => client, now: Date.now, random: createRandom(seed) };
+  return { cluster, client, dir, config, deps };
+}
+
+Deno.test("every function works on a 3-master Redis Cluster with four partitions", async (t) => {
+  const { cluster, client, dir, config, deps } = await clusterSetup({
     STREAM_MAXLEN: "300",
     MAX_DELIVERIES: "1",
-  }));
-  const deps: Deps = { config, redis: () => client, now: Date.now, random: createRandom(3) };
+  }, 3);
   const app = createApp(deps);
   app.route("/", createMetricsApp(deps));
   try {
@@ -162,18 +170,10 @@ Deno.test("every function works on a 3-master Redis Cluster with four partitions
 });
 
 Deno.test("a master killed mid-drain: drains answer 503 during the failover, then recover with no effect lost or doubled", async () => {
-  const cluster = await startRedisCluster();
-  const client = createClusterClient(cluster.seeds) as unknown as Redis;
-  const dir = await Deno.makeTempDir({ prefix: "tickstream-failover-" });
-  resetGroupCache();
-  resetLayoutCache();
-  const config = loadConfig(referenceEnv({ url: "redis://127.0.0.1:1", dir }, {
-    REDIS_CLUSTER_NODES: cluster.seeds,
-    STREAM_PARTITIONS: "4",
+  const { cluster, client, dir, config, deps } = await clusterSetup({
     CLAIM_IDLE_MS: "1500",
     DRAIN_BUDGET_MS: "300",
-  }));
-  const deps: Deps = { config, redis: () => client, now: Date.now, random: createRandom(5) };
+  }, 5);
   const app = createApp(deps);
   const statuses = new Map<number, number>();
   let emitted = 0;
