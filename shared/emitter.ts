@@ -32,7 +32,7 @@ import {
   releaseIdempotency,
 } from "./queue/mod.ts";
 import { isRedisUnavailable } from "./redis.ts";
-import { stockKeys, stockQueue, waitReplicasOf } from "./stock_queue.ts";
+import { stockQueue, waitReplicasOf } from "./stock_queue.ts";
 
 /** What one partition's append added. */
 export interface PartitionEmit {
@@ -152,8 +152,7 @@ async function emitPartition(
   const { config } = deps;
   const { partition, symbols, ticks, idempotencyKey, fingerprint = "" } = request;
   const redis = deps.redis();
-  const { stream } = stockQueue(deps, partition);
-  const keys = stockKeys(config, partition);
+  const { stream, keys } = stockQueue(deps, partition);
   let idem: { key: string; token: string; fingerprint: string; ttlMs: number } | undefined;
   if (idempotencyKey !== undefined) {
     const claim = await claimIdempotency<PartitionEmit>(redis, keys.idempotency(idempotencyKey), {
