@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Redis } from "ioredis";
+import { hooked } from "./_hooked.ts";
 import { drainAll, drainOne } from "../functions/drain.ts";
 import { buildReport } from "../functions/report.ts";
 import { technicalAnalysis } from "../shared/groups/technical_analysis.ts";
@@ -36,24 +36,6 @@ async function setup(env: Record<string, string> = {}) {
   const config = loadConfig(referenceEnv(server, env));
   const deps = referenceDeps(config, clients);
   return { config, deps, feed: quoteFeed(deps, 21) };
-}
-
-/**
- * A view of a real client that awaits `before()` ahead of every command, so a
- * test can run another drain between two commands of this one. Every command
- * still goes to the server.
- */
-function hooked(client: Redis, before: () => Promise<void>): Redis {
-  return new Proxy(client, {
-    get(target, property) {
-      const value = Reflect.get(target, property, target);
-      if (typeof value !== "function") return value;
-      return async (...args: unknown[]) => {
-        await before();
-        return await value.apply(target, args);
-      };
-    },
-  });
 }
 
 Deno.test("consumer names are stable per process and trigger and include the deployment id", () => {

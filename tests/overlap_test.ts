@@ -1,4 +1,5 @@
 import type { StockGroup } from "../shared/groups/group.ts";
+import { hooked } from "./_hooked.ts";
 import assert from "node:assert/strict";
 import type { Redis } from "ioredis";
 import { drainOne } from "../functions/drain.ts";
@@ -37,24 +38,6 @@ const MARKET: Analysis = marketEvents;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/**
- * A view of a real client that awaits `before(command)` ahead of every
- * command, so a test can pause a drain or change Redis between two of its
- * commands. Nothing is faked: every command still goes to the server.
- */
-function hooked(redis: Redis, before: (command: string) => Promise<void>): Redis {
-  return new Proxy(redis, {
-    get(target, property) {
-      const value = Reflect.get(target, property, target);
-      if (typeof value !== "function") return value;
-      return async (...args: unknown[]) => {
-        await before(String(property));
-        return await value.apply(target, args);
-      };
-    },
-  });
 }
 
 interface Setup {

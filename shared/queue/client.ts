@@ -24,6 +24,8 @@ export interface RedisClient {
   call(command: string, ...args: CommandArg[]): Promise<unknown>;
   /** Starts a pipeline; on a cluster client it goes to the node of its commands' keys. */
   pipeline(): CommandPipeline;
+  /** Starts a MULTI/EXEC transaction, sent as one pipeline. */
+  multi(): CommandPipeline;
 }
 
 /** How many replicas a write must reach, and how long to wait for them. */

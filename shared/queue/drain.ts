@@ -8,6 +8,7 @@
  * @module
  */
 
+import { readNew } from "./_read.ts";
 import { type ChunkContext, type Delivered, processChunk, type StalledDrain } from "./_chunk.ts";
 import { TRIM_STEP } from "./append.ts";
 import { consumerName } from "./consumer.ts";
@@ -16,8 +17,6 @@ import type { Handler } from "./handler.ts";
 import { compareIds } from "./ids.ts";
 import { acquireLease, releaseLease } from "./lease.ts";
 import { parsePendingEntries } from "./pending.ts";
-import { toEntries } from "./_replies.ts";
-import { runScript, SCRIPTS } from "./scripts.ts";
 import { leaseTtlMs, type Queue } from "./queue.ts";
 
 export type { StalledDrain } from "./_chunk.ts";
@@ -342,20 +341,22 @@ async function nextChunk(
   const { queue, handler, lease } = ctx;
   const { consumer, count } = request;
   const group = queue.stream.group(handler.name);
-  // One script checks the fence, renews the lease, looks for pending entries
-  // and, when there are none, reads new ones: a chunk costs one round trip here.
-  const reply = await runScript(queue.redis, SCRIPTS.fencedRead, {
-    keys: [queue.stream.key, lease.key, queue.stream.key],
-    args: [lease.token, handler.name, consumer, count, "", "", "", "1", request.renewTtlMs ?? ""],
-  }) as unknown[];
-  if (reply[0] === "fenced") return { items: [], claimed: 0, waiting: true };
-  if (reply[0] === "ok") {
-    const entries = toEntries(reply[1]);
-    const items: Delivered[] = new Array(entries.length);
-    for (let i = 0; i < entries.length; i++) items[i] = { entry: entries[i], deliveries: 1 };
+  const read = await readNew(queue, {
+    group: handler.name,
+    consumer,
+    count,
+    lease,
+    renewTtlMs: request.renewTtlMs,
+  });
+  if (read.status === "fenced") return { items: [], claimed: 0, waiting: true };
+  if (read.status === "ok") {
+    const items: Delivered[] = new Array(read.entries.length);
+    for (let i = 0; i < read.entries.length; i++) {
+      items[i] = { entry: read.entries[i], deliveries: 1 };
+    }
     return { items, claimed: 0, waiting: false };
   }
-  const pending = parsePendingEntries(reply[1]);
+  const pending = parsePendingEntries(read.pending);
   let claimable = 0;
   while (claimable < pending.length && pending[claimable].idleMs >= queue.claimIdleMs) {
     claimable += 1;

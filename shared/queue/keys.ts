@@ -41,6 +41,8 @@ export interface QueueKeys {
   state(group: string): string;
   /** The lease of a group: its key and the counter its fencing tokens come from. */
   lease(group: string): LeaseKeys;
+  /** Where a drain's read transaction parks a group's position while it must read nothing. */
+  readHold(group: string): string;
   /** Record of an idempotent append, by the caller's key (hashed, so any text is safe). */
   idempotency(key: string): string;
   /** Any other key of the application that must live beside the queue's (same hash tag). */
@@ -88,6 +90,7 @@ export function queueKeys(namespace: string, options: QueueKeysOptions = {}): Qu
       key: `${stream}:lease:${group}`,
       tokens: `${stream}:lease:${group}:fence`,
     }),
+    readHold: (group) => `${stream}:lease:${group}:hold`,
     idempotency: (key) => `${stream}:idem:${createHash("sha256").update(key).digest("hex")}`,
     related,
   };

@@ -17,6 +17,8 @@ import leaseAcquireSource from "./lua/lease_acquire.lua" with { type: "text" };
 import leaseReleaseSource from "./lua/lease_release.lua" with { type: "text" };
 import leaseRenewSource from "./lua/lease_renew.lua" with { type: "text" };
 import oldestNeededSource from "./lua/oldest_needed.lua" with { type: "text" };
+import readGuardSource from "./lua/read_guard.lua" with { type: "text" };
+import readUnguardSource from "./lua/read_unguard.lua" with { type: "text" };
 import trimSource from "./lua/trim.lua" with { type: "text" };
 import updateLatestSource from "./lua/update_latest.lua" with { type: "text" };
 
@@ -53,6 +55,8 @@ export const SCRIPTS = {
   leaseRelease: script("lease_release", leaseReleaseSource),
   leaseRenew: script("lease_renew", leaseRenewSource),
   oldestNeeded: script("oldest_needed", oldestNeededSource, true),
+  readGuard: script("read_guard", readGuardSource),
+  readUnguard: script("read_unguard", readUnguardSource),
   trim: script("trim", trimSource, true),
   updateLatest: script("update_latest", updateLatestSource, true),
 } as const;

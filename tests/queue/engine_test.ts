@@ -9,6 +9,8 @@ import {
   resetGroupCache,
   type SinkHandler,
 } from "../../shared/queue/mod.ts";
+import { readNew } from "../../shared/queue/_read.ts";
+import { acquireLease } from "../../shared/queue/mod.ts";
 import { startRedis, type TestRedis } from "../_redis_server.ts";
 import { type Word, wordCounter } from "./_words.ts";
 
@@ -137,6 +139,32 @@ Deno.test("a sink whose dependency fails stalls the group: nothing acked, no del
   assert.equal(recovered.acked, 2);
   assert.deepEqual(written, ["fig", "grape"]);
   assert.equal((await readStalls(redis, queue.keys.stalled)).size, 0);
+});
+
+Deno.test("a read under a lost lease, or past pending entries, takes nothing and leaves the group's position and lag as they were", async () => {
+  const { redis, queue } = await fresh();
+  await queue.stream.append([["word", "a"], ["word", "b"], ["word", "c"]]);
+  await queue.stream.group("g").ensure({ startId: "0" });
+  const lease = (await acquireLease(redis, queue.keys.lease("g")))!;
+  const request = { group: "g", consumer: "c1", count: 2, lease, renewTtlMs: undefined };
+  const first = await readNew(queue, request);
+  assert.equal(first.status, "ok");
+  const before = (await queue.stream.groups())[0];
+  // Two entries are pending now: a read must not go past them.
+  const pending = await readNew(queue, request);
+  assert.equal(pending.status, "pending");
+  // A holder whose token is stale is fenced.
+  const fenced = await readNew(queue, { ...request, lease: { ...lease, token: "0" } });
+  assert.equal(fenced.status, "fenced");
+  const after = (await queue.stream.groups())[0];
+  assert.deepEqual(after, before);
+  assert.equal(after.lag, 1);
+  assert.equal(await redis.exists(queue.keys.readHold("g")), 0);
+  // Once the pending entries are acked, the next read takes the third entry.
+  await queue.stream.group("g").ack(first.status === "ok" ? first.entries.map((e) => e.id) : []);
+  const next = await readNew(queue, request);
+  assert.equal(next.status, "ok");
+  assert.deepEqual(next.status === "ok" ? next.entries.map((e) => e.fields[1]) : [], ["c"]);
 });
 
 Deno.test("engine tests close their redis-server", async () => {

@@ -1,0 +1,41 @@
+#!lua flags=allow-oom
+-- read_guard.lua: opens a drain's read transaction (MULTI: this, XREADGROUP '>', read_unguard).
+-- KEYS[1]  the stream.
+-- KEYS[2]  the group's lease.
+-- KEYS[3]  the lease's hold record, where a parked group position is kept.
+-- ARGV     token, group, count, renew_ttl_ms ('' leaves the TTL as it is).
+-- Returns  {'ok'} when the lease holds and nothing is pending: the XREADGROUP that follows
+--          reads new entries. {'fenced'} when the lease lost the token, or {'pending',
+--          entries} (XPENDING extended form, at most count, oldest first) when entries wait:
+--          then the group is parked at the stream's end, so the XREADGROUP reads nothing, and
+--          read_unguard puts it back.
+-- Atomic, and in one transaction with the read, because a holder that lost its lease must
+-- not take entries ahead of the new holder, and new entries must not overtake pending ones
+-- (per-key order). The read itself stays a plain XREADGROUP: its reply goes from Redis to
+-- the client without passing through Lua tables, which is most of a read's cost.
+-- allow-oom: a full Redis must still let drains read (they free memory), and a refused write
+-- here would let the read that follows run unguarded.
+local status = 'ok'
+local pending = {}
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  status = 'fenced'
+else
+  if ARGV[4] ~= '' then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+  pending = redis.call('XPENDING', KEYS[1], ARGV[2], '-', '+', ARGV[3])
+  if #pending > 0 then status = 'pending' end
+end
+if status ~= 'ok' then
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local name, last, read
+    for i = 1, #g, 2 do
+      if g[i] == 'name' then name = g[i + 1]
+      elseif g[i] == 'last-delivered-id' then last = g[i + 1]
+      elseif g[i] == 'entries-read' then read = g[i + 1] end
+    end
+    if name == ARGV[2] then
+      redis.call('SET', KEYS[3], cjson.encode({id = last, read = read or false}), 'PX', 60000)
+      redis.call('XGROUP', 'SETID', KEYS[1], ARGV[2], '$')
+    end
+  end
+end
+return {status, pending}
