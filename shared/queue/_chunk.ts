@@ -68,6 +68,13 @@ export interface ChunkContext {
   lease: Lease;
   /** True for a replay: ids are dead letters, deleted instead of acked. */
   replay?: boolean;
+  /**
+   * The states this drain read or committed, as stored (null: none), by key.
+   * Only the lease's holder writes a group's state, so under the lease what it
+   * committed is what Redis holds; later chunks skip reading it again.
+   * @default {undefined}
+   */
+  states?: Map<string, string | null>;
 }
 
 /** A delivered entry, decoded: the item, or why it could not be decoded. */
@@ -163,6 +170,7 @@ export async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promi
     if (d.key !== undefined && !blocked.has(d.key)) blocked.set(d.key, idleMs);
   }
   const hashWrites: [string, string, string][] = [];
+  let written: [string, string, string][] = [];
   if (isSink(handler)) {
     const good = decoded.filter((d) => !d.poison);
     for (const d of decoded) if (d.poison) fail(d, d.error);
@@ -178,12 +186,18 @@ export async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promi
     }
   } else {
     const stateKey = keys.state(group);
+    const known = ctx.states ?? new Map<string, string | null>();
     const names = [...new Set(decoded.flatMap((d) => d.key === undefined ? [] : [d.key]))];
-    const stored = names.length > 0
-      ? await command(queue.redis, "HMGET", stateKey, ...names) as (string | null)[]
-      : [];
+    const missing = names.filter((name) => !known.has(name));
+    if (missing.length > 0) {
+      const stored = await command(queue.redis, "HMGET", stateKey, ...missing) as (string | null)[];
+      missing.forEach((name, i) => known.set(name, stored[i]));
+    }
     const states = new Map<string, unknown>();
-    names.forEach((name, i) => states.set(name, stored[i] ? JSON.parse(stored[i]!) : undefined));
+    for (const name of names) {
+      const raw = known.get(name);
+      states.set(name, raw ? JSON.parse(raw) : undefined);
+    }
     const touched = new Set<string>();
     const kinds = new Map<string, number>();
     for (const d of decoded) {
@@ -222,6 +236,7 @@ export async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promi
       }
     }
     for (const name of touched) hashWrites.push([stateKey, name, JSON.stringify(states.get(name))]);
+    written = hashWrites;
     for (const [kind, n] of kinds) counters.push([keys.counters, `outputs:${group}:${kind}`, n]);
   }
   let commitIds = ackIds;
@@ -258,6 +273,12 @@ export async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promi
     replay,
     waitReplicas: queue.waitReplicas,
   });
+  if (ctx.states !== undefined) {
+    // Committed: Redis now holds these; not committed: the drain stops, and so does the cache.
+    if (commit.status === "ok") {
+      for (const [, name, json] of written) ctx.states.set(name, json);
+    } else ctx.states.clear();
+  }
   return { acked: ackIds.length, failed, deferred, deadLettered, outputs: outputs.length, commit };
 }
 

@@ -221,7 +221,7 @@ async function drainLeased(run: DrainRun): Promise<DrainResult> {
     await finish(run, result);
     return result;
   }
-  const ctx: ChunkContext = { queue, handler, lease };
+  const ctx: ChunkContext = { queue, handler, lease, states: new Map() };
   let waiting = false;
   try {
     let chunks = 0;
