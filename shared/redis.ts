@@ -6,6 +6,7 @@
  * @module
  */
 
+import { REDIS_CONNECTION_LOST, REDIS_NOT_SERVING } from "./queue/mod.ts";
 import { Redis, ReplyError } from "ioredis";
 import { UnavailableError } from "./errors.ts";
 
@@ -145,9 +146,6 @@ export async function closeAllRedis(): Promise<void> {
   await Promise.all([...clients.values()].map((client) => closeRedis(client)));
 }
 
-const UNAVAILABLE_REPLIES =
-  /^(LOADING|MASTERDOWN|READONLY|BUSY |TRYAGAIN|CLUSTERDOWN|MOVED |ASK |OOM |NOAUTH|WRONGPASS|NOPERM)/;
-
 /** What kind of Redis trouble an error shows, for the message a caller gets. */
 export type RedisProblem = "down" | "credentials" | "memory" | "busy";
 
@@ -160,15 +158,13 @@ export function redisProblem(error: unknown): RedisProblem | undefined {
   }
   if (/^OOM /.test(message) || /\bOOM command not allowed\b/.test(message)) return "memory";
   if (error instanceof ReplyError) {
-    return UNAVAILABLE_REPLIES.test(message) ? "busy" : undefined;
+    return REDIS_NOT_SERVING.test(message) ? "busy" : undefined;
   }
   if (!(error instanceof Error)) return undefined;
   // Redis Cluster: redirections that did not settle mean a failover is under way.
   if (/^Too many Cluster redirections/.test(message)) return "busy";
-  const down =
-    /Connection is closed|Command aborted due to connection close|None of startup nodes is available|Cluster is ended|Cluster isn't ready|Failed to refresh slots cache|max retries per request|Command timed out|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|connect ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|Socket closed/i
-      .test(message);
-  if (!down) return undefined;
+  // The engine's list (shared/queue/errors.ts): a sink error it calls a stall is a 503 here.
+  if (!REDIS_CONNECTION_LOST.test(message)) return undefined;
   return Date.now() - credentialsRejectedAt < 30000 ? "credentials" : "down";
 }
 

@@ -45,8 +45,13 @@ export class PoisonError extends Error {
   }
 }
 
-const REDIS_DOWN =
-  /Connection is closed|max retries per request|Command timed out|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Socket closed|CLUSTERDOWN|Too many Cluster redirections|Command aborted due to connection close|^LOADING|^BUSY|^MASTERDOWN|^TRYAGAIN/i;
+/** Client errors that mean the connection to Redis (or to every cluster node) is gone. */
+export const REDIS_CONNECTION_LOST =
+  /Connection is closed|Command aborted due to connection close|None of startup nodes is available|Cluster is ended|Cluster isn't ready|Failed to refresh slots cache|max retries per request|Command timed out|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Socket closed|Too many Cluster redirections/i;
+
+/** Replies of a Redis that is there but cannot serve now (loading, failing over, busy). */
+export const REDIS_NOT_SERVING =
+  /^(LOADING|MASTERDOWN|READONLY|BUSY |TRYAGAIN|CLUSTERDOWN|MOVED |ASK )/;
 
 /**
  * The dependency error `error` stands for, or undefined when `error` is the
@@ -67,7 +72,11 @@ export function asDependencyError(error: unknown): DependencyError | undefined {
       cause: error,
     });
   }
-  if (REDIS_DOWN.test(error.message) || /^(NOAUTH|WRONGPASS|NOPERM)/.test(error.message)) {
+  const { message } = error;
+  if (
+    REDIS_CONNECTION_LOST.test(message) || REDIS_NOT_SERVING.test(message) ||
+    /^(NOAUTH|WRONGPASS|NOPERM)/.test(message)
+  ) {
     return new DependencyError("redis", `Redis is unavailable: ${error.message}`, {
       cause: error,
     });

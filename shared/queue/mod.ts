@@ -64,7 +64,14 @@ export {
   resetGroupCache,
 } from "./ensure.ts";
 export { fieldsToRecord, type StreamEntry } from "./entry.ts";
-export { asDependencyError, DependencyError, messageOf, PoisonError } from "./errors.ts";
+export {
+  asDependencyError,
+  DependencyError,
+  messageOf,
+  PoisonError,
+  REDIS_CONNECTION_LOST,
+  REDIS_NOT_SERVING,
+} from "./errors.ts";
 export {
   type ClaimOptions,
   type ClaimResult,

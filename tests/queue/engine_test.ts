@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { isRedisUnavailable } from "../../shared/redis.ts";
 import {
+  asDependencyError,
   DependencyError,
   drainGroup,
   openQueue,
@@ -165,6 +167,37 @@ Deno.test("a read under a lost lease, or past pending entries, takes nothing and
   const next = await readNew(queue, request);
   assert.equal(next.status, "ok");
   assert.deepEqual(next.status === "ok" ? next.entries.map((e) => e.fields[1]) : [], ["c"]);
+});
+
+Deno.test("a sink failing because Redis or every cluster node is gone stalls: the engine and the app's 503s read errors alike", async () => {
+  const outages = [
+    "Connection is closed.",
+    "None of startup nodes is available",
+    "Cluster is ended.",
+    "Too many Cluster redirections. Last error: Error: Connection is closed.",
+    "connect ECONNREFUSED 127.0.0.1:6379",
+    "Command timed out",
+  ];
+  for (const message of outages) {
+    assert.ok(asDependencyError(new Error(message)) instanceof DependencyError, message);
+    assert.ok(isRedisUnavailable(new Error(message)), message);
+  }
+  // A bug in the handler is the entry's failure, not an outage.
+  assert.equal(asDependencyError(new TypeError("Cannot read properties of undefined")), undefined);
+  assert.equal(isRedisUnavailable(new TypeError("Cannot read properties of undefined")), false);
+  // And a sink that hits one is stalled, not dead-lettered.
+  const { queue } = await fresh();
+  await queue.stream.append([["word", "fig"]]);
+  const sink: SinkHandler<Word> = {
+    name: "cluster-sink",
+    start: "0",
+    decode: (fields) => ({ word: fields[1] }),
+    key: (item) => item.word,
+    write: () => Promise.reject(new Error("None of startup nodes is available")),
+  };
+  const result = await drainGroup(queue, sink, { budgetMs: 200 });
+  assert.equal(result.stalled?.dependency, "redis");
+  assert.equal(result.deadLettered, 0);
 });
 
 Deno.test("engine tests close their redis-server", async () => {
