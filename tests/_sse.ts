@@ -106,3 +106,32 @@ export class SseReader {
     this.done = true;
   }
 }
+
+/** What one {@linkcode readThenDrop} connection saw. */
+export interface DroppedConnection {
+  /** The reader, with the events it got. */
+  reader: SseReader;
+  /** The id to resume from: the last event's, or the one given when none came. */
+  lastId: string;
+}
+
+/**
+ * Opens `url` (resuming after `lastId` when set), reads until `target` events
+ * came or 300 ms passed, then drops the connection mid-stream.
+ */
+export async function readThenDrop(
+  url: string,
+  resume: { lastId: string; target: number },
+): Promise<DroppedConnection> {
+  const controller = new AbortController();
+  const headers: Record<string, string> = resume.lastId === ""
+    ? {}
+    : { "Last-Event-ID": resume.lastId };
+  const response = await fetch(url, { headers, signal: controller.signal });
+  if (response.status !== 200) throw new Error(`GET ${url} answered ${response.status}`);
+  const reader = new SseReader(response.body!);
+  await reader.readUntil(() => reader.events.length >= resume.target, { timeoutMs: 300 });
+  controller.abort();
+  await reader.cancel();
+  return { reader, lastId: reader.lastId || resume.lastId };
+}

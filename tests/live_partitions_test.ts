@@ -8,7 +8,7 @@ import { resetGroupCache } from "../shared/queue/mod.ts";
 import { createQuoteStore } from "../shared/store/quote_store.ts";
 import { addAlert, addQuote, receivedKeys, symbolsByPartition, waitFor } from "./_live_feed.ts";
 import { startRedis, type TestRedis } from "./_redis_server.ts";
-import { SseReader } from "./_sse.ts";
+import { readThenDrop, SseReader } from "./_sse.ts";
 import { serve, siteConfig, siteDeps } from "./_site.ts";
 
 const redis: TestRedis = await startRedis();
@@ -143,19 +143,16 @@ Deno.test("SSE resume with Last-Event-ID over 4 partitions is gap-free and dupli
   let lastId = "";
   let connections = 0;
   async function connectOnce(): Promise<void> {
-    const controller = new AbortController();
-    const headers: Record<string, string> = lastId === "" ? {} : { "Last-Event-ID": lastId };
-    const response = await fetch(`${server.url}/live`, { headers, signal: controller.signal });
-    assert.equal(response.status, 200);
     connections += 1;
-    const reader = new SseReader(response.body!);
-    const target = 5 + (connections % 7);
-    await reader.readUntil(() => reader.events.length >= target, { timeoutMs: 300 });
-    received.push(...receivedKeys(reader));
-    lastId = reader.lastId || lastId;
-    controller.abort();
-    await reader.cancel();
+    // Read a few events, then drop the connection mid-stream.
+    const dropped = await readThenDrop(`${server.url}/live`, {
+      lastId,
+      target: 5 + (connections % 7),
+    });
+    received.push(...receivedKeys(dropped.reader));
+    lastId = dropped.lastId;
   }
+
   try {
     const first = connectOnce();
     await waitFor(() => liveReaders() === 1);

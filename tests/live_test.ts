@@ -7,7 +7,7 @@ import type { Deps } from "../shared/http.ts";
 import { createQuoteStore } from "../shared/store/quote_store.ts";
 import { encodeQuote } from "../shared/market/quotes.ts";
 import { startRedis, type TestRedis } from "./_redis_server.ts";
-import { SseReader } from "./_sse.ts";
+import { readThenDrop, SseReader } from "./_sse.ts";
 import { serve, siteConfig, siteDeps } from "./_site.ts";
 
 const redis: TestRedis = await startRedis();
@@ -172,20 +172,16 @@ Deno.test("SSE resume with Last-Event-ID across forced disconnects yields every 
   let lastId = "";
   let connections = 0;
   async function connectOnce(): Promise<void> {
-    const controller = new AbortController();
-    const headers: Record<string, string> = lastId === "" ? {} : { "Last-Event-ID": lastId };
-    const response = await fetch(`${server.url}/live`, { headers, signal: controller.signal });
-    assert.equal(response.status, 200);
     connections += 1;
-    const reader = new SseReader(response.body!);
     // Read a few events, then drop the connection mid-stream.
-    const target = 7 + (connections % 5);
-    await reader.readUntil(() => reader.events.length >= target, { timeoutMs: 300 });
-    received.push(...keysOf(reader));
-    lastId = reader.lastId || lastId;
-    controller.abort();
-    await reader.cancel();
+    const dropped = await readThenDrop(`${server.url}/live`, {
+      lastId,
+      target: 7 + (connections % 5),
+    });
+    received.push(...keysOf(dropped.reader));
+    lastId = dropped.lastId;
   }
+
   try {
     // The first connection starts "from now", so it must exist before the first quote.
     const first = connectOnce();
