@@ -88,6 +88,8 @@ export function toHandler(group: StockGroup, context: GroupContext): Handler<Quo
     output: alerts,
     step(state, quote, { id, now }) {
       const result = group.step(state, { quote, settings });
+      // Most quotes alert nothing: those skip building the alerts' origin.
+      if (result.alerts.length === 0) return { state: result.state };
       const origin = { sourceId: id, group: group.group, now, quoteTimestamp: quote.timestamp };
       return {
         state: result.state,

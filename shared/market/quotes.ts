@@ -93,8 +93,99 @@ export function encodeQuote(quote: Quote): string[] {
   return out;
 }
 
-function requiredNumber(record: Record<string, string>, name: string): number {
-  const raw = record[name];
+/** A quote's fields as the stream carries them, before any parsing. */
+interface RawQuote {
+  symbol: string | undefined;
+  price: string | undefined;
+  volume: string | undefined;
+  sessionVolume: string | undefined;
+  timestamp: string | undefined;
+  datetime: string | undefined;
+  change: string | undefined;
+  changePercent: string | undefined;
+  open: string | undefined;
+  high: string | undefined;
+  low: string | undefined;
+  prevClose: string | undefined;
+}
+
+function emptyRaw(): RawQuote {
+  return {
+    symbol: undefined,
+    price: undefined,
+    volume: undefined,
+    sessionVolume: undefined,
+    timestamp: undefined,
+    datetime: undefined,
+    change: undefined,
+    changePercent: undefined,
+    open: undefined,
+    high: undefined,
+    low: undefined,
+    prevClose: undefined,
+  };
+}
+
+/** Puts one stream field into `raw`; fields of no quote meaning are ignored. */
+function setField(raw: RawQuote, name: string, value: string): void {
+  switch (name) {
+    case "symbol":
+      raw.symbol = value;
+      break;
+    case "price":
+      raw.price = value;
+      break;
+    case "volume":
+      raw.volume = value;
+      break;
+    case "session_volume":
+      raw.sessionVolume = value;
+      break;
+    case "timestamp":
+      raw.timestamp = value;
+      break;
+    case "datetime":
+      raw.datetime = value;
+      break;
+    case "change":
+      raw.change = value;
+      break;
+    case "change_percent":
+      raw.changePercent = value;
+      break;
+    case "open":
+      raw.open = value;
+      break;
+    case "high":
+      raw.high = value;
+      break;
+    case "low":
+      raw.low = value;
+      break;
+    case "prev_close":
+      raw.prevClose = value;
+      break;
+  }
+}
+
+/**
+ * Reads the fields in one pass into a fixed-shape record: the drain decodes
+ * every entry, and a record keyed by arbitrary names costs several times more.
+ */
+function rawOf(fields: string[] | Record<string, string>): RawQuote {
+  const raw = emptyRaw();
+  if (Array.isArray(fields)) {
+    // The last value of a repeated field wins, as in fieldsToRecord.
+    for (let i = 0; i + 1 < fields.length; i += 2) setField(raw, fields[i], fields[i + 1]);
+  } else {
+    for (const name in fields) {
+      if (Object.hasOwn(fields, name)) setField(raw, name, fields[name]);
+    }
+  }
+  return raw;
+}
+
+function requiredNumber(raw: string | undefined, name: string): number {
   if (raw === undefined || raw === "") {
     throw new QuoteDecodeError(`Cannot decode quote: field "${name}" is missing`);
   }
@@ -105,8 +196,7 @@ function requiredNumber(record: Record<string, string>, name: string): number {
   return value;
 }
 
-function optionalNumber(record: Record<string, string>, name: string): number | undefined {
-  const raw = record[name];
+function optionalNumber(raw: string | undefined, name: string): number | undefined {
   if (raw === undefined || raw === "") return undefined;
   const value = Number(raw);
   if (!Number.isFinite(value)) {
@@ -130,23 +220,24 @@ function optionalNumber(record: Record<string, string>, name: string): number | 
  * @throws {QuoteDecodeError} When a required field is missing or malformed.
  */
 export function decodeQuote(fields: string[] | Record<string, string>): Quote {
-  const record = Array.isArray(fields) ? fieldsToRecord(fields) : fields;
-  const symbol = record.symbol;
+  const raw = rawOf(fields);
+  const symbol = raw.symbol;
   if (symbol === undefined || !SYMBOL_PATTERN.test(symbol)) {
     throw new QuoteDecodeError(`Cannot decode quote: symbol is invalid: "${symbol ?? ""}"`);
   }
-  const price = requiredNumber(record, "price");
+  const price = requiredNumber(raw.price, "price");
   if (price <= 0) throw new QuoteDecodeError(`Cannot decode quote: price must be > 0: ${price}`);
-  const volume = requiredNumber(record, "volume");
+  const volume = requiredNumber(raw.volume, "volume");
   if (volume < 0) throw new QuoteDecodeError(`Cannot decode quote: volume must be >= 0: ${volume}`);
-  let timestamp = optionalNumber(record, "timestamp");
-  let datetime = record.datetime;
+  let timestamp = optionalNumber(raw.timestamp, "timestamp");
+  let datetime = raw.datetime;
+  // Parsed once: the same value checks a given datetime and derives a missing timestamp.
+  const datetimeMs = datetime === undefined ? NaN : Date.parse(datetime);
   if (timestamp === undefined && datetime !== undefined) {
-    const ms = Date.parse(datetime);
-    if (Number.isNaN(ms)) {
+    if (Number.isNaN(datetimeMs)) {
       throw new QuoteDecodeError(`Cannot decode quote: datetime is invalid: "${datetime}"`);
     }
-    timestamp = ms / 1000;
+    timestamp = datetimeMs / 1000;
   }
   if (timestamp === undefined) {
     throw new QuoteDecodeError(`Cannot decode quote: field "timestamp" is missing`);
@@ -154,24 +245,24 @@ export function decodeQuote(fields: string[] | Record<string, string>): Quote {
   if (timestamp < 0 || timestamp > 1e11) {
     throw new QuoteDecodeError(`Cannot decode quote: timestamp is out of range: ${timestamp}`);
   }
-  if (datetime === undefined || Number.isNaN(Date.parse(datetime))) {
+  if (datetime === undefined || Number.isNaN(datetimeMs)) {
     datetime = new Date(Math.round(timestamp * 1000)).toISOString();
   }
   const quote: Quote = { symbol, price, volume, timestamp: Math.floor(timestamp), datetime };
-  const sessionVolume = optionalNumber(record, "session_volume");
+  const sessionVolume = optionalNumber(raw.sessionVolume, "session_volume");
   if (sessionVolume !== undefined) quote.sessionVolume = sessionVolume;
-  const prevClose = optionalNumber(record, "prev_close");
-  let changePercent = optionalNumber(record, "change_percent");
-  let change = optionalNumber(record, "change");
+  const prevClose = optionalNumber(raw.prevClose, "prev_close");
+  let changePercent = optionalNumber(raw.changePercent, "change_percent");
+  let change = optionalNumber(raw.change, "change");
   if (change === undefined && prevClose !== undefined) change = price - prevClose;
   if (changePercent === undefined && change !== undefined && prevClose !== undefined && prevClose) {
     changePercent = (change / prevClose) * 100;
   }
   if (change !== undefined) quote.change = change;
   if (changePercent !== undefined) quote.changePercent = changePercent;
-  const open = optionalNumber(record, "open");
-  const high = optionalNumber(record, "high");
-  const low = optionalNumber(record, "low");
+  const open = optionalNumber(raw.open, "open");
+  const high = optionalNumber(raw.high, "high");
+  const low = optionalNumber(raw.low, "low");
   if (open !== undefined) quote.open = open;
   if (high !== undefined) quote.high = high;
   if (low !== undefined) quote.low = low;

@@ -77,6 +77,16 @@ export interface ChunkContext {
   states?: Map<string, string | null>;
 }
 
+/** How a chunk was taken. */
+export interface ChunkOrigin {
+  /**
+   * The chunk is all the group had pending: new entries the fenced read took
+   * when nothing else was pending (see `wholePending` in commit.ts).
+   * @default {false}
+   */
+  wholePending?: boolean;
+}
+
 /** A delivered entry, decoded: the item, or why it could not be decoded. */
 interface Decoded {
   delivered: Delivered;
@@ -136,7 +146,11 @@ function decodeAll(handler: Handler, chunk: Delivered[]): Decoded[] {
  * commit; other failures stay pending, and so do later entries of the same
  * key, so per-key order holds on retry.
  */
-export async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promise<ChunkOutcome> {
+export async function processChunk(
+  ctx: ChunkContext,
+  chunk: Delivered[],
+  origin: ChunkOrigin = {},
+): Promise<ChunkOutcome> {
   const { queue, handler, lease, replay = false } = ctx;
   const { keys } = queue;
   const group = handler.name;
@@ -214,19 +228,18 @@ export async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promi
       try {
         const id = d.delivered.sourceId ?? d.delivered.entry.id;
         const result = handler.step(states.get(d.key), d.item, { id, now: queue.now() });
-        const produced = result.outputs ?? [];
-        if (produced.length > 0 && handler.output === undefined) {
+        const produced = result.outputs;
+        const output = handler.output;
+        if (produced !== undefined && produced.length > 0 && output === undefined) {
           throw new RangeError(`Group "${group}" returned outputs but declares no output stream`);
         }
         states.set(d.key, result.state);
         touched.add(d.key);
-        for (const output of produced) {
-          outputs.push({
-            key: handler.output!.key,
-            maxLen: handler.output!.maxLen,
-            fields: output.fields,
-          });
-          kinds.set(output.kind, (kinds.get(output.kind) ?? 0) + 1);
+        if (produced !== undefined && output !== undefined) {
+          for (const { fields, kind } of produced) {
+            outputs.push({ key: output.key, maxLen: output.maxLen, fields });
+            kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+          }
         }
         ackIds.push(d.delivered.entry.id);
       } catch (error) {
@@ -271,6 +284,7 @@ export async function processChunk(ctx: ChunkContext, chunk: Delivered[]): Promi
     retry,
     fence: lease,
     replay,
+    wholePending: origin.wholePending,
     waitReplicas: queue.waitReplicas,
   });
   if (ctx.states !== undefined) {

@@ -80,6 +80,13 @@ export interface CommitOptions {
    */
   retry?: RetryMark[];
   /**
+   * The ids and retry ids are all of the group's pending entries, as after a
+   * fenced read of new entries: the script then checks them with XPENDING's
+   * summary (count, smallest, largest) instead of reading the range.
+   * @default {false}
+   */
+  wholePending?: boolean;
+  /**
    * Commit a replay: the ids are entries of `deadKey`, deleted instead of acked.
    * @default {false}
    */
@@ -170,6 +177,7 @@ export async function commitChunk(
     ids,
     low: span?.[0],
     high: span?.[1],
+    whole: (options.wholePending && !replay) || undefined,
     replay: replay || undefined,
     streams: (options.outputs ?? []).map((o) => [keys.add(o.key), o.maxLen, o.fields]),
     hset: (options.hashWrites ?? []).map(([key, field, value]) => [keys.add(key), field, value]),

@@ -250,7 +250,7 @@ async function drainLeased(run: DrainRun): Promise<DrainResult> {
       }
       result.read += chunk.items.length;
       result.claimed += chunk.claimed;
-      const outcome = await processChunk(ctx, chunk.items);
+      const outcome = await processChunk(ctx, chunk.items, { wholePending: chunk.fresh });
       if (outcome.stalled !== undefined) {
         result.stalled = outcome.stalled;
         result.deferred += outcome.deferred;
@@ -327,6 +327,8 @@ interface NextChunk {
   waiting: boolean;
   /** When the oldest pending entry is not claimable yet: ms until it is. */
   retryInMs?: number;
+  /** True when the items are new entries read with nothing else pending. */
+  fresh?: boolean;
 }
 
 /**
@@ -354,7 +356,7 @@ async function nextChunk(
     for (let i = 0; i < read.entries.length; i++) {
       items[i] = { entry: read.entries[i], deliveries: 1 };
     }
-    return { items, claimed: 0, waiting: false };
+    return { items, claimed: 0, waiting: false, fresh: true };
   }
   const pending = parsePendingEntries(read.pending);
   let claimable = 0;

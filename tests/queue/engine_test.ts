@@ -169,6 +169,40 @@ Deno.test("a read under a lost lease, or past pending entries, takes nothing and
   assert.deepEqual(next.status === "ok" ? next.entries.map((e) => e.fields[1]) : [], ["c"]);
 });
 
+Deno.test("a commit of a whole pending chunk still finds ids acked behind its back, and takes a chunk with others pending by the full check", async () => {
+  const { redis, queue } = await fresh();
+  await queue.stream.append([["word", "a"], ["word", "b"], ["word", "c"], ["word", "d"]]);
+  await queue.stream.group("g").ensure({ startId: "0" });
+  const lease = (await acquireLease(redis, queue.keys.lease("g")))!;
+  const group = queue.stream.group("g");
+  const request = { group: "g", consumer: "c1", count: 3, lease, renewTtlMs: undefined };
+  const read = await readNew(queue, request);
+  assert.equal(read.status, "ok");
+  const ids = read.status === "ok" ? read.entries.map((e) => e.id) : [];
+  assert.equal(ids.length, 3);
+  // Someone acks the middle entry: count and ends no longer match, so nothing commits.
+  await group.ack([ids[1]]);
+  const stale = await group.commit(ids, {
+    fence: lease,
+    wholePending: true,
+    hashWrites: [["words:probe", "x", "1"]],
+  });
+  assert.equal(stale.status, "stale");
+  assert.deepEqual(stale.stale, [ids[1]]);
+  assert.equal(await redis.exists("words:probe"), 0);
+  // The fourth entry is pending too (another read): a wrong "whole" claim falls back to the range check.
+  await redis.call("XREADGROUP", "GROUP", "g", "c2", "COUNT", 1, "STREAMS", queue.stream.key, ">");
+  const ok = await group.commit([ids[0], ids[2]], {
+    fence: lease,
+    wholePending: true,
+    hashWrites: [["words:probe", "x", "1"]],
+  });
+  assert.equal(ok.status, "ok");
+  assert.equal(ok.done, 2);
+  assert.equal(await redis.hget("words:probe", "x"), "1");
+  assert.equal((await group.pendingEntries()).length, 1);
+});
+
 Deno.test("a sink failing because Redis or every cluster node is gone stalls: the engine and the app's 503s read errors alike", async () => {
   const outages = [
     "Connection is closed.",

@@ -6,7 +6,8 @@
 -- KEYS[4..] every other key the payload names, referenced by its index in KEYS:
 --           state hashes, output streams, the counters and dead-count hashes, the stall hash.
 -- ARGV[1]   JSON {group, token?, ids, low?, high? (smallest and largest of ids and retry ids;
---           absent when both are empty), replay?, dead = [[field, value, ...]],
+--           absent when both are empty), whole? (true when ids and retry ids are all of the
+--           group's pending entries, as after a fenced read of new entries), replay?, dead = [[field, value, ...]],
 --           streams = [[k, maxlen, [field, value, ...]]], hset = [[k, field, value]],
 --           hdel = [[k, field]], incr = [[k, field, delta]], retry = [[id, idle_ms, attempted]]}.
 -- Returns   JSON {status = 'ok', done}, {status = 'fenced'} when the lease was lost, or
@@ -35,7 +36,7 @@ local function pending_between(n)
   for _ = 1, math.floor(n / 1000) + 3 do
     local page = redis.call('XPENDING', stream, p.group, start, p.high, 1000)
     for _, e in ipairs(page) do by_id[e[1]] = e end
-    if #page < 1000 then return by_id, true end
+    if #page < 1000 or page[#page][1] == p.high then return by_id, true end
     start = '(' .. page[#page][1]
   end
   return by_id, false
@@ -43,13 +44,21 @@ end
 local function pending_entry(id)
   return redis.call('XPENDING', stream, p.group, id, id, 1)[1]
 end
+-- For a chunk the fenced read took as the group's whole pending list, the summary form
+-- (count, smallest, largest) proves every id is still pending at a fraction of a range's
+-- cost: under the fence no one else reads or acks, so the list can only be what the read
+-- left or what a lost write took from it, and either changes the count or an end.
+local function whole_still_pending(n)
+  local summary = redis.call('XPENDING', stream, p.group)
+  return summary[1] == n and summary[2] == p.low and summary[3] == p.high
+end
 local stale = {}
 local pending = nil
 if p.replay then
   for _, id in ipairs(p.ids) do
     if #redis.call('XRANGE', dead_key, id, id) == 0 then stale[#stale + 1] = id end
   end
-else
+elseif not (p.whole and p.low and whole_still_pending(#p.ids + #p.retry)) then
   local complete
   pending, complete = pending_between(#p.ids + #p.retry)
   for _, id in ipairs(p.ids) do
