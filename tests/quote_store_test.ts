@@ -166,6 +166,42 @@ Deno.test("a SQLite chunk that fails halfway leaves none of its rows", async () 
   }
 });
 
+Deno.test("a SQLite table keyed by (symbol, id) keeps no second copy of its key, and a table keyed by id alone gets one", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tickstream-store-" });
+  const path = `${dir}/quotes.db`;
+  const setup = new DatabaseSync(path);
+  // As an earlier version left them: a table with the copy, and a table keyed by id.
+  setup.exec(`CREATE TABLE quotes (id TEXT NOT NULL, symbol TEXT NOT NULL, price REAL NOT NULL,
+    change_percent REAL, volume REAL NOT NULL, timestamp REAL NOT NULL, datetime TEXT NOT NULL,
+    PRIMARY KEY (symbol, id)) WITHOUT ROWID`);
+  setup.exec(`CREATE UNIQUE INDEX quotes_symbol_id ON quotes (symbol, id)`);
+  setup.exec(`CREATE TABLE old_quotes (id TEXT PRIMARY KEY, symbol TEXT NOT NULL,
+    price REAL NOT NULL, change_percent REAL, volume REAL NOT NULL, timestamp REAL NOT NULL,
+    datetime TEXT NOT NULL)`);
+  setup.close();
+  const config = { databasePath: path, databaseUrl: undefined };
+  const current = createQuoteStore(config);
+  const old = createQuoteStore(config, { table: "old_quotes" });
+  try {
+    assert.equal(await current.write(chunk()), 5);
+    assert.equal(await old.write(chunk()), 5);
+    assert.equal(await old.write(chunk()), 0);
+    const db = new DatabaseSync(path);
+    try {
+      const names = (table: string) =>
+        db.prepare(`PRAGMA index_list(${table})`).all().map((i) => String(i.name)).sort();
+      assert.deepEqual(names("quotes"), ["quotes_symbol_timestamp", "sqlite_autoindex_quotes_1"]);
+      assert.ok(names("old_quotes").includes("old_quotes_symbol_id"), names("old_quotes").join());
+    } finally {
+      db.close();
+    }
+  } finally {
+    await current.close();
+    await old.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a store table name that is not a plain identifier is refused", () => {
   const config = { databasePath: ":memory:", databaseUrl: undefined };
   assert.throws(() => createQuoteStore(config, { table: "quotes; DROP TABLE x" }), RangeError);

@@ -110,32 +110,13 @@ export interface CommitResult {
   replicas?: number;
 }
 
-/**
- * Orders two ids as Redis writes them ("ms-seq", no leading zeros) without
- * allocating: a longer number is larger, equal lengths compare as text.
- */
-function compareCanonical(a: string, b: string): number {
-  const ad = a.indexOf("-");
-  const bd = b.indexOf("-");
-  if (ad < 0 || bd < 0) return compareIds(a, b);
-  if (ad !== bd) return ad - bd;
-  for (let i = 0; i < ad; i++) {
-    const d = a.charCodeAt(i) - b.charCodeAt(i);
-    if (d !== 0) return d;
-  }
-  const al = a.length - ad;
-  const bl = b.length - bd;
-  if (al !== bl) return al - bl;
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /** Smallest and largest of `ids` and the retry ids, so the script reads one XPENDING range. */
 function idSpan(ids: string[], retry: RetryMark[]): [string, string] | undefined {
   let low: string | undefined;
   let high: string | undefined;
   function see(id: string): void {
-    if (low === undefined || compareCanonical(id, low) < 0) low = id;
-    if (high === undefined || compareCanonical(id, high) > 0) high = id;
+    if (low === undefined || compareIds(id, low) < 0) low = id;
+    if (high === undefined || compareIds(id, high) > 0) high = id;
   }
   for (const id of ids) see(id);
   for (const r of retry) see(r.id);
