@@ -266,9 +266,10 @@ Deno.test("overlapping drains", async (t) => {
       assert.equal(result.more, true);
       assert.equal(await redis.xlen(config.alertsKey), 0);
       assert.equal(await redis.hlen(stockKeys(config).state(MARKET.group)), 0);
+      // Its chunk stays pending, and so does the chunk it read ahead while the first ran.
       const pending = await openStream(redis, config.streamKey).group(MARKET.group)
         .pendingEntries();
-      assert.deepEqual(pending.map((p) => p.id), entries.slice(0, 10).map((e) => e.id));
+      assert.deepEqual(pending.map((p) => p.id), entries.slice(0, 20).map((e) => e.id));
       // Its release did not free the lease of the invocation that took over.
       assert.equal(await redis.get(key), (thief as Lease).token);
 
@@ -278,7 +279,7 @@ Deno.test("overlapping drains", async (t) => {
         count: 100,
         budgetMs: 5000,
       });
-      assert.equal(next.claimed, 10);
+      assert.equal(next.claimed, 20);
       assert.equal(next.acked, 40);
       await assertMatchesReference({ redis, config }, [MARKET]);
     });

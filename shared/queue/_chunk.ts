@@ -85,6 +85,12 @@ export interface ChunkOrigin {
    * @default {false}
    */
   wholePending?: boolean;
+  /**
+   * Entries read ahead of this chunk and pending too (see `readAhead` in
+   * commit.ts), awaited just before the commit so the read overlaps the handler.
+   * @default {undefined}
+   */
+  readAhead?: Promise<{ count: number; lastId: string } | undefined>;
 }
 
 /** A delivered entry, decoded: the item, or why it could not be decoded. */
@@ -273,6 +279,7 @@ export async function processChunk(
     counters.push([keys.counters, `dead_lettered:${group}`, deadLettered]);
   }
   if (failed > 0) counters.push([keys.counters, `failed:${group}`, failed]);
+  const readAhead = await origin.readAhead;
   const commit = await queue.stream.group(group).commit(commitIds, {
     outputs,
     hashWrites: [...hashWrites, [keys.counters, `last_drain_ms:${group}`, String(queue.now())]],
@@ -285,6 +292,7 @@ export async function processChunk(
     fence: lease,
     replay,
     wholePending: origin.wholePending,
+    readAhead,
     waitReplicas: queue.waitReplicas,
   });
   if (ctx.states !== undefined) {
@@ -294,6 +302,22 @@ export async function processChunk(
     } else ctx.states.clear();
   }
   return { acked: ackIds.length, failed, deferred, deadLettered, outputs: outputs.length, commit };
+}
+
+/**
+ * Hands back entries read ahead that this drain will not run: they stay
+ * pending, claimable at once, with their delivery given back. Best effort:
+ * without it they come back after claimIdleMs, as from a killed drain.
+ */
+export async function giveBack(ctx: ChunkContext, items: Delivered[]): Promise<void> {
+  if (items.length === 0) return;
+  const { queue, handler, lease } = ctx;
+  const retry = items.map((item) => ({
+    id: item.entry.id,
+    idleMs: queue.claimIdleMs,
+    attempted: false,
+  }));
+  await queue.stream.group(handler.name).commit([], { retry, fence: lease }).catch(() => undefined);
 }
 
 /** Longest back-off after a failing dependency, in ms. */

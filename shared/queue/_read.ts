@@ -25,13 +25,33 @@ export interface ReadRequest {
   lease: Lease;
   /** Renews the lease to this TTL in the same step; undefined leaves it. */
   renewTtlMs: number | undefined;
+  /**
+   * Reads ahead of this chunk, still in flight: the read takes new entries
+   * only when the chunk is all that is pending.
+   * @default {undefined}
+   */
+  ahead?: InFlight;
 }
 
-/** What a read found: new entries, entries pending (nothing read), or a lost lease. */
+/** A chunk read but not committed yet. */
+export interface InFlight {
+  /** Its entries. */
+  count: number;
+  /** Its first id. */
+  firstId: string;
+  /** Its last id. */
+  lastId: string;
+}
+
+/**
+ * What a read found: new entries, entries pending (nothing read), a lost
+ * lease, or, for a read ahead, more pending than the chunk in flight.
+ */
 export type ReadOutcome =
   | { status: "ok"; entries: StreamEntry[] }
   | { status: "pending"; pending: unknown }
-  | { status: "fenced" };
+  | { status: "fenced" }
+  | { status: "behind" };
 
 /**
  * Reads new entries for `request.consumer` under the fence, or says what
@@ -45,10 +65,13 @@ export async function readNew(queue: Queue, request: ReadRequest): Promise<ReadO
     replies = await readTransaction(queue, request);
   } catch (error) {
     if (!(error instanceof Error) || !/^(OOM|EXECABORT)/.test(error.message)) throw error;
+    // A full Redis gets no read ahead: the drain reads again after the commit.
+    if (request.ahead !== undefined) return { status: "behind" };
     return await readByScript(queue, request);
   }
   const guard = replies[0][1] as [string, unknown];
   if (guard[0] === "fenced") return { status: "fenced" };
+  if (guard[0] === "behind") return { status: "behind" };
   if (guard[0] === "pending") return { status: "pending", pending: guard[1] };
   const read = replies[1][1] as [string, unknown][] | null;
   return { status: "ok", entries: toEntries(read?.[0]?.[1]) };
@@ -70,7 +93,7 @@ async function readTransaction(
   queue: Queue,
   request: ReadRequest,
 ): Promise<[Error | null, unknown][]> {
-  const { group, consumer, count, lease, renewTtlMs } = request;
+  const { group, consumer, count, lease, renewTtlMs, ahead } = request;
   const stream = queue.stream.key;
   const hold = queue.keys.readHold(group);
   const { readGuard, readUnguard } = SCRIPTS;
@@ -87,6 +110,7 @@ async function readTransaction(
     group,
     count,
     renewTtlMs ?? "",
+    ...(ahead === undefined ? [] : [ahead.count, ahead.firstId, ahead.lastId, consumer]),
   );
   tx.call("XREADGROUP", "GROUP", group, consumer, "COUNT", count, "STREAMS", stream, ">");
   tx.call("EVAL", readUnguard.source, 2, stream, hold, group);

@@ -87,6 +87,12 @@ export interface CommitOptions {
    */
   wholePending?: boolean;
   /**
+   * With `wholePending`: entries read ahead of this chunk, pending too, all
+   * newer than it: how many, and the last id.
+   * @default {undefined}
+   */
+  readAhead?: { count: number; lastId: string };
+  /**
    * Commit a replay: the ids are entries of `deadKey`, deleted instead of acked.
    * @default {false}
    */
@@ -159,6 +165,8 @@ export async function commitChunk(
     low: span?.[0],
     high: span?.[1],
     whole: (options.wholePending && !replay) || undefined,
+    ahead_n: options.readAhead?.count,
+    ahead_high: options.readAhead?.lastId,
     replay: replay || undefined,
     streams: (options.outputs ?? []).map((o) => [keys.add(o.key), o.maxLen, o.fields]),
     hset: (options.hashWrites ?? []).map(([key, field, value]) => [keys.add(key), field, value]),

@@ -8,15 +8,14 @@
  * @module
  */
 
-import { readNew } from "./_read.ts";
-import { type ChunkContext, type Delivered, processChunk, type StalledDrain } from "./_chunk.ts";
+import { type ChunkContext, giveBack, processChunk, type StalledDrain } from "./_chunk.ts";
+import { type NextChunk, nextChunk, readAhead } from "./_next.ts";
 import { TRIM_STEP } from "./append.ts";
 import { consumerName } from "./consumer.ts";
 import { ensureGroups, isMissingGroupError, recoverGroup } from "./ensure.ts";
 import type { Handler } from "./handler.ts";
 import { compareIds } from "./ids.ts";
 import { acquireLease, releaseLease } from "./lease.ts";
-import { parsePendingEntries } from "./pending.ts";
 import { leaseTtlMs, type Queue } from "./queue.ts";
 
 export type { StalledDrain } from "./_chunk.ts";
@@ -223,6 +222,8 @@ async function drainLeased(run: DrainRun): Promise<DrainResult> {
   }
   const ctx: ChunkContext = { queue, handler, lease, states: new Map() };
   let waiting = false;
+  // The chunk after the one running, read while it runs.
+  let ahead: Promise<NextChunk> | undefined;
   try {
     let chunks = 0;
     let slowestChunk = 0;
@@ -231,12 +232,12 @@ async function drainLeased(run: DrainRun): Promise<DrainResult> {
       if (signal?.aborted) break;
       if (chunks > 0 && now() - started + slowestChunk > budgetMs) break;
       const chunkStart = now();
-      // The first read follows the acquisition; later ones renew the lease as they read.
-      const chunk = await nextChunk(ctx, {
-        consumer,
-        count,
-        renewTtlMs: first ? undefined : ttlMs,
-      });
+      let chunk = ahead === undefined ? undefined : await ahead;
+      ahead = undefined;
+      if (chunk === undefined || chunk.behind) {
+        // The first read follows the acquisition; later ones renew the lease as they read.
+        chunk = await nextChunk(ctx, { consumer, count, renewTtlMs: first ? undefined : ttlMs });
+      }
       first = false;
       waiting = chunk.waiting;
       if (chunk.items.length === 0) {
@@ -250,7 +251,23 @@ async function drainLeased(run: DrainRun): Promise<DrainResult> {
       }
       result.read += chunk.items.length;
       result.claimed += chunk.claimed;
-      const outcome = await processChunk(ctx, chunk.items, { wholePending: chunk.fresh });
+      // Read ahead only when the drain means to go on: what it would not run is handed back.
+      const estimate = Math.max(slowestChunk, now() - chunkStart);
+      if (
+        chunk.fresh && chunks + 1 < maxChunks && now() - started + 2 * estimate <= budgetMs
+      ) {
+        ahead = readAhead(ctx, { consumer, count, renewTtlMs: ttlMs, inFlight: chunk.items });
+      }
+      const outcome = await processChunk(ctx, chunk.items, {
+        wholePending: chunk.fresh,
+        readAhead: ahead?.then(spanOf),
+      });
+      if (outcome.failed > 0 || outcome.deferred > 0 || outcome.commit.status !== "ok") {
+        // Entries of this chunk wait for a retry (or nothing was committed): the chunk read
+        // ahead must not overtake them.
+        await handBack(ctx, ahead);
+        ahead = undefined;
+      }
       if (outcome.stalled !== undefined) {
         result.stalled = outcome.stalled;
         result.deferred += outcome.deferred;
@@ -277,9 +294,12 @@ async function drainLeased(run: DrainRun): Promise<DrainResult> {
       slowestChunk = Math.max(slowestChunk, now() - chunkStart);
       waiting = outcome.failed > 0 || outcome.deferred > 0;
     }
+    await handBack(ctx, ahead);
+    ahead = undefined;
     await queue.stream.group(group).deleteIdleConsumers(queue.consumerIdleMs, { keep: consumer });
     if (queue.maxLen !== undefined) await trimWithinBudget(run, result.acked);
   } finally {
+    await handBack(ctx, ahead);
     await releaseLease(redis, lease).catch(() => false);
   }
   await finish(run, result);
@@ -317,70 +337,16 @@ async function finish(run: DrainRun, result: DrainResult): Promise<void> {
   result.durationMs = now() - run.started;
 }
 
-/** What {@linkcode nextChunk} found. */
-interface NextChunk {
-  /** Entries to process, in id order. */
-  items: Delivered[];
-  /** How many of them were taken over from other consumers. */
-  claimed: number;
-  /** True when pending entries wait for their retry (or the lease was lost). */
-  waiting: boolean;
-  /** When the oldest pending entry is not claimable yet: ms until it is. */
-  retryInMs?: number;
-  /** True when the items are new entries read with nothing else pending. */
-  fresh?: boolean;
+/** The span of what a read ahead took, for the commit of the chunk before it. */
+function spanOf(chunk: NextChunk): { count: number; lastId: string } | undefined {
+  const { items } = chunk;
+  if (items.length === 0) return undefined;
+  return { count: items.length, lastId: items[items.length - 1].entry.id };
 }
 
-/**
- * Picks the next chunk: pending entries first, in id order, as long as the
- * oldest is claimable (idle >= claimIdleMs); new entries only when nothing
- * is pending, since reading past a pending entry would break key order.
- */
-async function nextChunk(
-  ctx: ChunkContext,
-  request: { consumer: string; count: number; renewTtlMs: number | undefined },
-): Promise<NextChunk> {
-  const { queue, handler, lease } = ctx;
-  const { consumer, count } = request;
-  const group = queue.stream.group(handler.name);
-  const read = await readNew(queue, {
-    group: handler.name,
-    consumer,
-    count,
-    lease,
-    renewTtlMs: request.renewTtlMs,
-  });
-  if (read.status === "fenced") return { items: [], claimed: 0, waiting: true };
-  if (read.status === "ok") {
-    const items: Delivered[] = new Array(read.entries.length);
-    for (let i = 0; i < read.entries.length; i++) {
-      items[i] = { entry: read.entries[i], deliveries: 1 };
-    }
-    return { items, claimed: 0, waiting: false, fresh: true };
-  }
-  const pending = parsePendingEntries(read.pending);
-  let claimable = 0;
-  while (claimable < pending.length && pending[claimable].idleMs >= queue.claimIdleMs) {
-    claimable += 1;
-  }
-  if (claimable === 0) {
-    return {
-      items: [],
-      claimed: 0,
-      waiting: true,
-      retryInMs: queue.claimIdleMs - pending[0].idleMs,
-    };
-  }
-  const deliveries = new Map(pending.map((p) => [p.id, p.deliveries + 1]));
-  const claimed = await group.readFenced(consumer, lease, {
-    count: claimable,
-    claim: { minIdleMs: queue.claimIdleMs, start: pending[0].id },
-    claimCounter: { key: queue.keys.counters, field: `claimed:${handler.name}` },
-  });
-  if (claimed.status === "fenced") return { items: [], claimed: 0, waiting: true };
-  const items = claimed.entries.map((entry) => ({
-    entry,
-    deliveries: deliveries.get(entry.id) ?? queue.maxDeliveries,
-  }));
-  return { items, claimed: items.length, waiting: claimed.entries.length < pending.length };
+/** Hands back what a read ahead took, once it is in; never rejects. */
+async function handBack(ctx: ChunkContext, ahead: Promise<NextChunk> | undefined): Promise<void> {
+  if (ahead === undefined) return;
+  const chunk = await ahead;
+  await giveBack(ctx, chunk.items);
 }

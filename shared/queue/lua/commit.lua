@@ -7,7 +7,8 @@
 --           state hashes, output streams, the counters and dead-count hashes, the stall hash.
 -- ARGV[1]   JSON {group, token?, ids, low?, high? (smallest and largest of ids and retry ids;
 --           absent when both are empty), whole? (true when ids and retry ids are all of the
---           group's pending entries, as after a fenced read of new entries), replay?, dead = [[field, value, ...]],
+--           group's pending entries, as after a fenced read of new entries, besides ahead_n
+--           newer ones read ahead, the largest ahead_high), replay?, dead = [[field, value, ...]],
 --           streams = [[k, maxlen, [field, value, ...]]], hset = [[k, field, value]],
 --           hdel = [[k, field]], incr = [[k, field, delta]], retry = [[id, idle_ms, attempted]]}.
 -- Returns   JSON {status = 'ok', done}, {status = 'fenced'} when the lease was lost, or
@@ -50,7 +51,8 @@ end
 -- left or what a lost write took from it, and either changes the count or an end.
 local function whole_still_pending(n)
   local summary = redis.call('XPENDING', stream, p.group)
-  return summary[1] == n and summary[2] == p.low and summary[3] == p.high
+  return summary[1] == n + (p.ahead_n or 0) and summary[2] == p.low
+    and summary[3] == (p.ahead_high or p.high)
 end
 local stale = {}
 local pending = nil
