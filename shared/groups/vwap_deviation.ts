@@ -24,28 +24,28 @@ export interface VwapState {
   armed: boolean;
 }
 
-/** The VWAP of `ticks`, or the last price when no volume traded. */
-export function vwapOf(ticks: [number, number][]): number {
+/** The VWAP of the first `count` of `ticks` (all by default), or the last price when no volume traded. */
+export function vwapOf(ticks: readonly [number, number][], count = ticks.length): number {
   let value = 0;
   let volume = 0;
-  for (const [price, v] of ticks) {
-    value += price * v;
-    volume += v;
+  for (let i = 0; i < count; i++) {
+    value += ticks[i][0] * ticks[i][1];
+    volume += ticks[i][1];
   }
-  return volume > 0 ? value / volume : ticks[ticks.length - 1][0];
+  return volume > 0 ? value / volume : ticks[count - 1][0];
 }
 
 /** The "vwap-deviation" group: one alert per excursion from the VWAP. */
 export const vwapDeviation: Analysis<VwapState> = {
   group: "vwap-deviation",
   step(state, { quote }) {
-    const ticks = [...(state?.ticks ?? []), [quote.price, quote.volume] as [number, number]]
-      .slice(-VWAP_WINDOW);
+    const ticks = (state?.ticks ?? []).slice(1 - VWAP_WINDOW);
+    ticks.push([quote.price, quote.volume]);
     let armed = state?.armed ?? true;
     const alerts = [];
     if (ticks.length >= VWAP_MIN_TICKS) {
       // The VWAP of the ticks before this one, so the quote is measured against the past.
-      const vwap = vwapOf(ticks.slice(0, -1));
+      const vwap = vwapOf(ticks, ticks.length - 1);
       // Compared as printed, so the message never shows a number at the threshold.
       const deviation = Number((((quote.price - vwap) / vwap) * 100).toFixed(2));
       if (armed && Math.abs(deviation) > VWAP_DEVIATION_PERCENT) {

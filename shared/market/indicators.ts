@@ -30,7 +30,7 @@ export function pushWindow(window: readonly number[], input: WindowInput): numbe
 export function smaOf(window: readonly number[], period: number): number | null {
   if (window.length < period) return null;
   let sum = 0;
-  for (const value of window.slice(-period)) sum += value;
+  for (let i = window.length - period; i < window.length; i++) sum += window[i];
   return sum / period;
 }
 

@@ -39,5 +39,9 @@ export function printed(value: number): string {
  * never shows two equal numbers.
  */
 export function printedAbove(a: number, b: number): boolean {
+  // Printing rounds by at most half a cent, so values a cent or more apart need no printing;
+  // most calls are those, and toFixed is the cost of a step.
+  if (a <= b - 0.02) return false;
+  if (a >= b + 0.02) return true;
   return Number(printed(a)) > Number(printed(b));
 }
