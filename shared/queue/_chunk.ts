@@ -304,22 +304,6 @@ export async function processChunk(
   return { acked: ackIds.length, failed, deferred, deadLettered, outputs: outputs.length, commit };
 }
 
-/**
- * Hands back entries read ahead that this drain will not run: they stay
- * pending, claimable at once, with their delivery given back. Best effort:
- * without it they come back after claimIdleMs, as from a killed drain.
- */
-export async function giveBack(ctx: ChunkContext, items: Delivered[]): Promise<void> {
-  if (items.length === 0) return;
-  const { queue, handler, lease } = ctx;
-  const retry = items.map((item) => ({
-    id: item.entry.id,
-    idleMs: queue.claimIdleMs,
-    attempted: false,
-  }));
-  await queue.stream.group(handler.name).commit([], { retry, fence: lease }).catch(() => undefined);
-}
-
 /** Longest back-off after a failing dependency, in ms. */
 const MAX_STALL_BACKOFF_MS = 60000;
 

@@ -8,6 +8,7 @@
 import type { ChunkContext, Delivered } from "./_chunk.ts";
 import { readNew, type ReadOutcome } from "./_read.ts";
 import { parsePendingEntries } from "./pending.ts";
+import { runScript, SCRIPTS } from "./scripts.ts";
 
 /** What {@linkcode nextChunk} found. */
 export interface NextChunk {
@@ -113,4 +114,28 @@ export function readAhead(
         : fromRead(read),
     () => ({ items: [], claimed: 0, waiting: false, behind: true }),
   );
+}
+
+/**
+ * Hands back a chunk read ahead that the drain will not run. unread.lua puts
+ * it back as never read (`before`: the group's position before the read), so
+ * nothing is left pending; should that not apply, the entries stay pending,
+ * claimable at once, with their delivery given back. Best effort: failing
+ * both, they come back after claimIdleMs, as from a killed drain.
+ */
+export async function giveBack(
+  ctx: ChunkContext,
+  chunk: { items: Delivered[]; before: string },
+): Promise<void> {
+  const { items, before } = chunk;
+  if (items.length === 0) return;
+  const { queue, handler, lease } = ctx;
+  const ids = items.map((item) => item.entry.id);
+  const unread = await runScript(queue.redis, SCRIPTS.unread, {
+    keys: [queue.stream.key, lease.key],
+    args: [lease.token, handler.name, before, ...ids],
+  }).catch(() => 0);
+  if (unread === 1) return;
+  const retry = ids.map((id) => ({ id, idleMs: queue.claimIdleMs, attempted: false }));
+  await queue.stream.group(handler.name).commit([], { retry, fence: lease }).catch(() => undefined);
 }

@@ -8,8 +8,8 @@
  * @module
  */
 
-import { type ChunkContext, giveBack, processChunk, type StalledDrain } from "./_chunk.ts";
-import { type NextChunk, nextChunk, readAhead } from "./_next.ts";
+import { type ChunkContext, processChunk, type StalledDrain } from "./_chunk.ts";
+import { giveBack, type NextChunk, nextChunk, readAhead } from "./_next.ts";
 import { TRIM_STEP } from "./append.ts";
 import { consumerName } from "./consumer.ts";
 import { ensureGroups, isMissingGroupError, recoverGroup } from "./ensure.ts";
@@ -222,8 +222,9 @@ async function drainLeased(run: DrainRun): Promise<DrainResult> {
   }
   const ctx: ChunkContext = { queue, handler, lease, states: new Map() };
   let waiting = false;
-  // The chunk after the one running, read while it runs.
+  // The chunk after the one running, read while it runs, and the running chunk's last id.
   let ahead: Promise<NextChunk> | undefined;
+  let aheadOf = "";
   try {
     let chunks = 0;
     let slowestChunk = 0;
@@ -257,6 +258,7 @@ async function drainLeased(run: DrainRun): Promise<DrainResult> {
         chunk.fresh && chunks + 1 < maxChunks && now() - started + 2 * estimate <= budgetMs
       ) {
         ahead = readAhead(ctx, { consumer, count, renewTtlMs: ttlMs, inFlight: chunk.items });
+        aheadOf = chunk.items[chunk.items.length - 1].entry.id;
       }
       const outcome = await processChunk(ctx, chunk.items, {
         wholePending: chunk.fresh,
@@ -265,7 +267,7 @@ async function drainLeased(run: DrainRun): Promise<DrainResult> {
       if (outcome.failed > 0 || outcome.deferred > 0 || outcome.commit.status !== "ok") {
         // Entries of this chunk wait for a retry (or nothing was committed): the chunk read
         // ahead must not overtake them.
-        await handBack(ctx, ahead);
+        await handBack(ctx, ahead, aheadOf);
         ahead = undefined;
       }
       if (outcome.stalled !== undefined) {
@@ -294,12 +296,12 @@ async function drainLeased(run: DrainRun): Promise<DrainResult> {
       slowestChunk = Math.max(slowestChunk, now() - chunkStart);
       waiting = outcome.failed > 0 || outcome.deferred > 0;
     }
-    await handBack(ctx, ahead);
+    await handBack(ctx, ahead, aheadOf);
     ahead = undefined;
     await queue.stream.group(group).deleteIdleConsumers(queue.consumerIdleMs, { keep: consumer });
     if (queue.maxLen !== undefined) await trimWithinBudget(run, result.acked);
   } finally {
-    await handBack(ctx, ahead);
+    await handBack(ctx, ahead, aheadOf);
     await releaseLease(redis, lease).catch(() => false);
   }
   await finish(run, result);
@@ -344,9 +346,13 @@ function spanOf(chunk: NextChunk): { count: number; lastId: string } | undefined
   return { count: items.length, lastId: items[items.length - 1].entry.id };
 }
 
-/** Hands back what a read ahead took, once it is in; never rejects. */
-async function handBack(ctx: ChunkContext, ahead: Promise<NextChunk> | undefined): Promise<void> {
+/** Hands back what a read ahead of the chunk ending at `before` took, once it is in; never rejects. */
+async function handBack(
+  ctx: ChunkContext,
+  ahead: Promise<NextChunk> | undefined,
+  before: string,
+): Promise<void> {
   if (ahead === undefined) return;
   const chunk = await ahead;
-  await giveBack(ctx, chunk.items);
+  await giveBack(ctx, { items: chunk.items, before });
 }

@@ -20,6 +20,7 @@ import oldestNeededSource from "./lua/oldest_needed.lua" with { type: "text" };
 import readGuardSource from "./lua/read_guard.lua" with { type: "text" };
 import readUnguardSource from "./lua/read_unguard.lua" with { type: "text" };
 import trimSource from "./lua/trim.lua" with { type: "text" };
+import unreadSource from "./lua/unread.lua" with { type: "text" };
 import updateLatestSource from "./lua/update_latest.lua" with { type: "text" };
 
 /** A Lua script with its SHA1, computed once. */
@@ -58,6 +59,7 @@ export const SCRIPTS = {
   readGuard: script("read_guard", readGuardSource),
   readUnguard: script("read_unguard", readUnguardSource),
   trim: script("trim", trimSource, true),
+  unread: script("unread", unreadSource),
   updateLatest: script("update_latest", updateLatestSource, true),
 } as const;
 

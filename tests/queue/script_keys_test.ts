@@ -10,6 +10,7 @@ import {
   replayDeadLetters,
   resetGroupCache,
   type SinkHandler,
+  type StepHandler,
   updateLatest,
 } from "../../shared/queue/mod.ts";
 import { SCRIPTS } from "../../shared/queue/scripts.ts";
@@ -52,6 +53,18 @@ async function exerciseEverything(
     write: () => Promise.reject(new DependencyError("disk", "Cannot write")),
   };
   await drainGroup(queue, sink, { budgetMs: 0 });
+  // A drain stopped while a chunk runs puts the chunk it read ahead back as unread.
+  await queue.stream.append([["word", "fig"], ["word", "grape"], ["word", "kiwi"]]);
+  const stop = new AbortController();
+  const stopping = wordCounter({ output, name: "stopping" });
+  const stopper: StepHandler<Word, string[]> = {
+    ...stopping,
+    step(state, item, context) {
+      stop.abort();
+      return stopping.step(state, item, context);
+    },
+  };
+  await drainGroup(queue, stopper, { count: 1, budgetMs: 2000, signal: stop.signal });
   await updateLatest(redis, keys.related("words:latest"), [{ field: "a", id: "9-0", rest: "}" }]);
   await queue.stream.trim(0);
   await queue.stream.oldestNeededId();
@@ -116,7 +129,9 @@ Deno.test("every key a script touches comes in its KEYS, and every KEYS of a cal
     }
   }
   // A drain's read is a plain XREADGROUP in a transaction with read_guard.lua, not in a script.
-  for (const name of ["xadd", "xack", "hset", "hincrby", "xautoclaim", "xpending", "xtrim"]) {
+  for (
+    const name of ["xadd", "xack", "hset", "hincrby", "xautoclaim", "xpending", "xtrim", "xgroup"]
+  ) {
     assert.ok(checked.has(name), `no ${name} inside a script was checked`);
   }
 
