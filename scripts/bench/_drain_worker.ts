@@ -1,7 +1,7 @@
 /**
  * Private: one drain invocation of the drain-partitions scenario, as its own
  * process (an isolate of its own, as a host runs invocations). Loads the
- * app, says "ready" on stdout, waits for the key `<STREAM_KEY>:go`, drains
+ * app, warms up on a stream of its own, says "ready" on stdout, waits for the key `<STREAM_KEY>:go`, drains
  * the group named in BENCH_GROUP until nothing is left that it can lease,
  * and prints one JSON line: entries acked and the CPU seconds it used.
  *
@@ -9,10 +9,25 @@
  */
 
 import { drainOne } from "../../functions/drain.ts";
+import { emitQuotes } from "../../functions/emit_quotes.ts";
 import { loadConfig } from "../../shared/config.ts";
 import { defaultDeps } from "../../shared/http.ts";
 import { closeAllRedis } from "../../shared/redis.ts";
 import { closeAllClusters } from "../../shared/redis_cluster.ts";
+
+/**
+ * Drains a stream of its own first, as an isolate that served invocations
+ * before: the scenario measures how drains scale, not how fast V8 compiles.
+ */
+async function warmUp(): Promise<void> {
+  const env = { ...Deno.env.toObject(), STREAM_KEY: `${config.streamKey}:warm:${Deno.pid}` };
+  const warm = defaultDeps(loadConfig(env));
+  await emitQuotes(warm, { ticks: 1000 });
+  for (let i = 0; i < 50; i++) {
+    const result = await drainOne(warm, group, { count: 1000, budgetMs: 55000 });
+    if (result.acked === 0 && !result.busy) break;
+  }
+}
 
 function cpuSeconds(): number {
   const stat = Deno.readTextFileSync("/proc/self/stat");
@@ -25,6 +40,7 @@ const deps = defaultDeps(config);
 const group = Deno.env.get("BENCH_GROUP") ?? "price-alerts";
 const redis = deps.redis();
 await redis.ping();
+await warmUp();
 console.log("ready");
 const go = `${config.streamKey}:go`;
 while ((await redis.exists(go)) === 0) await new Promise((resolve) => setTimeout(resolve, 1));

@@ -26,6 +26,12 @@ import {
 
 const GROUP = "price-alerts";
 const COUNTS = [1, 2, 4] as const;
+/**
+ * Share of the machine's ceiling that scaling over processes is expected to
+ * reach (the rest goes to context switches and the processes' own threads):
+ * the 1.5x target is checked only on machines whose ceiling allows 1.5x at it.
+ */
+const SCALING_EFFICIENCY = 0.8;
 
 /** CPU seconds the Redis node(s) behind `redis` have used, from INFO cpu. */
 async function redisCpuSeconds(nodes: Redis[]): Promise<number> {
@@ -121,9 +127,10 @@ async function measure(
 
 /** The rows of one target: 2 and 4 partitions as ratios to 1. */
 async function rowsOf(ctx: BenchContext, target: Target): Promise<Row[]> {
-  const ticks = ctx.quick ? 250 : 2500;
+  const ticks = ctx.quick ? 250 : 10000;
   const rates = new Map<number, number[]>(COUNTS.map((n) => [n, []]));
   const cpu = new Map<number, string[]>(COUNTS.map((n) => [n, []]));
+  const cores = new Map<number, number[]>(COUNTS.map((n) => [n, []]));
   for (let round = 0; round <= ctx.rounds; round++) {
     // Alternate the order so neither side always runs warm; round 0 warms up.
     const order = round % 2 === 0 ? [...COUNTS] : [...COUNTS].reverse();
@@ -135,22 +142,44 @@ async function rowsOf(ctx: BenchContext, target: Target): Promise<Row[]> {
       cpu.get(partitions)!.push(
         `app ${(m.appCpu * 100).toFixed(0)}% cpu, redis ${(m.redisCpu * 100).toFixed(0)}%`,
       );
+      cores.get(partitions)!.push(m.appCpu + m.redisCpu);
     }
   }
   const base = rates.get(1)!;
-  return COUNTS.map((n) => ({
-    ...ratioRow(`drain-partitions/${target.name}/${n}`, {
+  const machine = navigator.hardwareConcurrency;
+  // One partition's drain and Redis already use `perDrain` cores: no number of invocations
+  // can go past machine / perDrain times its rate here.
+  const perDrain = median(cores.get(1)!);
+  const ceiling = machine / perDrain;
+  const checkable = ceiling >= 1.5 / SCALING_EFFICIENCY;
+  return COUNTS.map((n) => {
+    const row = ratioRow(`drain-partitions/${target.name}/${n}`, {
       figures: rates.get(n)!,
       baselines: base,
       unit: "entries/s",
       atLeast: n === 4 ? 1.5 : undefined,
-    }),
-    note: `${
-      cpu.get(n)!.at(-1)
-    } on ${navigator.hardwareConcurrency} cores, one process per invocation (median of ${
-      rates.get(n)!.length
-    }: ${median(rates.get(n)!).toFixed(0)})`,
-  }));
+    });
+    const unchecked = n === 4 && !checkable;
+    return {
+      ...row,
+      ...(unchecked
+        ? {
+          pass: null,
+          target: `${row.target} (needs ${Math.ceil(1.5 * perDrain / SCALING_EFFICIENCY)} cores)`,
+        }
+        : {}),
+      note:
+        `${cpu.get(n)!.at(-1)} on ${machine} cores, one process per invocation (median of ${
+          rates.get(n)!.length
+        }: ${median(rates.get(n)!).toFixed(0)})` +
+        (n === 4
+          ? `; one partition uses ${
+            perDrain.toFixed(2)
+          } cores, so ${machine} cores allow at most ` +
+            `${ceiling.toFixed(2)}x${unchecked ? ": the 1.5x target is not checked here" : ""}`
+          : ""),
+    };
+  });
 }
 
 /** Rows of drain-partitions, on one Redis and on a local 3-master cluster. */
