@@ -56,10 +56,10 @@ export const SCRIPTS = {
   leaseRelease: script("lease_release", leaseReleaseSource),
   leaseRenew: script("lease_renew", leaseRenewSource),
   oldestNeeded: script("oldest_needed", oldestNeededSource, true),
-  readGuard: script("read_guard", readGuardSource),
+  readGuard: script("read_guard", readGuardSource, true),
   readUnguard: script("read_unguard", readUnguardSource),
   trim: script("trim", trimSource, true),
-  unread: script("unread", unreadSource),
+  unread: script("unread", unreadSource, true),
   updateLatest: script("update_latest", updateLatestSource, true),
 } as const;
 

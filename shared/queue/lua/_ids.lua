@@ -1,4 +1,4 @@
--- Helpers prepended to the scripts that compare ids or trim (see scripts.ts).
+-- Helpers prepended to the scripts that compare ids, trim or move a group (see scripts.ts).
 -- They touch only keys their callers pass in, which are the callers' KEYS.
 local function parse_id(id)
   local dash = string.find(id, '-', 1, true)
@@ -18,6 +18,16 @@ end
 local function field_of(flat, name)
   for i = 1, #flat, 2 do
     if flat[i] == name then return flat[i + 1] end
+  end
+  return nil
+end
+-- A group's position: its last delivered id and its entries-read count (nil when Redis does
+-- not know it), or nil when the group does not exist.
+local function group_position(key, group)
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    if field_of(g, 'name') == group then
+      return field_of(g, 'last-delivered-id'), field_of(g, 'entries-read')
+    end
   end
   return nil
 end

@@ -41,17 +41,10 @@ else
   end
 end
 if status ~= 'ok' then
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-    local name, last, read
-    for i = 1, #g, 2 do
-      if g[i] == 'name' then name = g[i + 1]
-      elseif g[i] == 'last-delivered-id' then last = g[i + 1]
-      elseif g[i] == 'entries-read' then read = g[i + 1] end
-    end
-    if name == ARGV[2] then
-      redis.call('SET', KEYS[3], cjson.encode({id = last, read = read or false}), 'PX', 60000)
-      redis.call('XGROUP', 'SETID', KEYS[1], ARGV[2], '$')
-    end
+  local last, read = group_position(KEYS[1], ARGV[2])
+  if last then
+    redis.call('SET', KEYS[3], cjson.encode({id = last, read = read or false}), 'PX', 60000)
+    redis.call('XGROUP', 'SETID', KEYS[1], ARGV[2], '$')
   end
 end
 return {status, pending}

@@ -16,16 +16,7 @@ local group, before = ARGV[2], ARGV[3]
 local ids = {}
 for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
 if #ids == 0 then return 0 end
-local last, read
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local name, position, entries
-  for i = 1, #g, 2 do
-    if g[i] == 'name' then name = g[i + 1]
-    elseif g[i] == 'last-delivered-id' then position = g[i + 1]
-    elseif g[i] == 'entries-read' then entries = g[i + 1] end
-  end
-  if name == group then last, read = position, entries end
-end
+local last, read = group_position(KEYS[1], group)
 if last ~= ids[#ids] then return 0 end
 local pending = redis.call('XPENDING', KEYS[1], group, ids[1], ids[#ids], #ids + 1)
 if #pending ~= #ids then return 0 end
