@@ -23,6 +23,7 @@ import {
   type Scenario,
   startRedisServer,
 } from "./bench/_common.ts";
+import { clientRows } from "./bench/_client.ts";
 import { drainRows } from "./bench/_drain.ts";
 import { emitHttpRows, emitModuleRows } from "./bench/_emit.ts";
 import { growthRows } from "./bench/_growth.ts";
@@ -43,6 +44,7 @@ export const SCENARIOS: readonly { name: string; run: Scenario }[] = [
   { name: "http-overhead", run: httpOverheadRows },
   { name: "memory", run: memoryRows },
   { name: "cold-start", run: coldStartRows },
+  { name: "client", run: clientRows },
 ];
 
 function formatNumber(value: number | null): string {

@@ -17,6 +17,7 @@ const SCENARIOS = [
   "http-overhead",
   "memory",
   "cold-start",
+  "client",
 ];
 
 Deno.test("the quick benchmark completes and writes a row of the seven keys for every scenario", async () => {
