@@ -1,9 +1,10 @@
 /**
  * Private: one drain invocation of the drain-partitions scenario, as its own
  * process (an isolate of its own, as a host runs invocations). Loads the
- * app, warms up on a stream of its own, says "ready" on stdout, waits for the key `<STREAM_KEY>:go`, drains
- * the group named in BENCH_GROUP until nothing is left that it can lease,
- * and prints one JSON line: entries acked and the CPU seconds it used.
+ * app, warms up on a stream of its own, says "ready" on stdout, waits for
+ * the key `<STREAM_KEY>:go`, drains the group named in BENCH_GROUP until
+ * nothing is left that it can lease, and prints one JSON line: entries acked
+ * and the CPU seconds it used.
  *
  * @module
  */

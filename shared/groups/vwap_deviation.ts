@@ -24,7 +24,7 @@ export interface VwapState {
   armed: boolean;
 }
 
-/** The VWAP of the first `count` of `ticks` (all by default), or the last price when no volume traded. */
+/** VWAP of the first `count` ticks (default: all), or their last price when no volume traded. */
 export function vwapOf(ticks: readonly [number, number][], count = ticks.length): number {
   let value = 0;
   let volume = 0;

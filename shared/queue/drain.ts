@@ -346,7 +346,7 @@ function spanOf(chunk: NextChunk): { count: number; lastId: string } | undefined
   return { count: items.length, lastId: items[items.length - 1].entry.id };
 }
 
-/** Hands back what a read ahead of the chunk ending at `before` took, once it is in; never rejects. */
+/** Hands back what a read ahead after `before` took, once it is in; never rejects. */
 async function handBack(
   ctx: ChunkContext,
   ahead: Promise<NextChunk> | undefined,
