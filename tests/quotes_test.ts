@@ -84,3 +84,94 @@ Deno.test("quoteToJson shows session_volume beside the tick's volume", () => {
   assert.equal(json.session_volume, quote.sessionVolume);
   assert.equal(json.timestamp, Math.floor(Date.UTC(2024, 0, 2, 15) / 1000));
 });
+
+Deno.test("numbers decode exactly as Number() reads them, plain decimals and every other form", () => {
+  const random = createRandom(17);
+  const texts = [
+    "-0",
+    "0",
+    "0.1",
+    "007",
+    "12.",
+    ".5",
+    "-.5",
+    "1e5",
+    "1.5E-3",
+    "+3",
+    " 12",
+    "0x10",
+    "123456789012345",
+    "1234567890123456",
+    "9007199254740993",
+    "0.000000000000001",
+    "1.00000000000000000001",
+    "1.7976931348623157e308",
+  ];
+  for (let i = 0; i < 20000; i++) {
+    const digits = Math.floor(random() * 16);
+    const text = (random() * 10 ** Math.floor(random() * 12)).toFixed(digits);
+    texts.push(random() < 0.5 ? `-${text}` : text);
+  }
+  for (const text of texts) {
+    const fields = ["symbol", "AAPL", "price", "1", "volume", "1", "timestamp", "1700000000"];
+    const expected = Number(text);
+    let decoded: number | undefined;
+    try {
+      decoded = decodeQuote([...fields, "open", text]).open;
+    } catch {
+      decoded = undefined;
+    }
+    if (Number.isFinite(expected)) {
+      assert.ok(Object.is(decoded, expected), `open "${text}" decoded as ${decoded}`);
+    } else {
+      assert.equal(decoded, undefined, `open "${text}" is not a number`);
+    }
+  }
+});
+
+Deno.test("a quote with every field and one missing some decode to the same values", () => {
+  const { quotes } = simulateTicks(initialSimulatorState(), {
+    symbols: ["AAPL"],
+    ticks: 5,
+    now: Date.UTC(2024, 0, 2, 15, 0, 0),
+    random: createRandom(3),
+  });
+  for (const quote of quotes) {
+    const fields = encodeQuote(quote);
+    const full = decodeQuote(fields);
+    assert.deepEqual(Object.keys(full).length, 12);
+    const withoutLow = fields.filter((_, i) => fields[i - (i % 2)] !== "low");
+    const partial = decodeQuote(withoutLow);
+    assert.equal("low" in partial, false);
+    assert.deepEqual({ ...partial, low: full.low }, full);
+    assert.deepEqual(decodeQuote(fieldsToRecord(fields)), full);
+  }
+});
+
+Deno.test("field names decode by their whole name, not their first letter", () => {
+  const quote = decodeQuote([
+    "symbol",
+    "AAPL",
+    "price",
+    "2",
+    "volume",
+    "3",
+    "timestamp",
+    "1700000000",
+    "sym",
+    "ZZZ",
+    "prices",
+    "9",
+    "lows",
+    "1",
+    "h",
+    "4",
+  ]);
+  assert.deepEqual(quote, {
+    symbol: "AAPL",
+    price: 2,
+    volume: 3,
+    timestamp: 1700000000,
+    datetime: "2023-11-14T22:13:20.000Z",
+  });
+});

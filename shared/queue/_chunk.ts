@@ -207,7 +207,9 @@ export async function processChunk(
   } else {
     const stateKey = keys.state(group);
     const known = ctx.states ?? new Map<string, string | null>();
-    const names = [...new Set(decoded.flatMap((d) => d.key === undefined ? [] : [d.key]))];
+    const keySet = new Set<string>();
+    for (const d of decoded) if (d.key !== undefined) keySet.add(d.key);
+    const names = [...keySet];
     const missing = names.filter((name) => !known.has(name));
     if (missing.length > 0) {
       const stored = await command(queue.redis, "HMGET", stateKey, ...missing) as (string | null)[];
@@ -293,6 +295,9 @@ export async function processChunk(
     replay,
     wholePending: origin.wholePending,
     readAhead,
+    // Chunks come in id order, and a step handler's acks and retry marks are added
+    // in chunk order (a sink's poison entries go first).
+    ordered: !isSink(handler),
     waitReplicas: queue.waitReplicas,
   });
   if (ctx.states !== undefined) {

@@ -93,6 +93,13 @@ export interface CommitOptions {
    */
   readAhead?: { count: number; lastId: string };
   /**
+   * The ids are in stream order, and so are the retry ids: the script's
+   * XPENDING range is read off their ends instead of found by comparing
+   * every id. Out of order, ids outside the range fail the commit as stale.
+   * @default {false}
+   */
+  ordered?: boolean;
+  /**
    * Commit a replay: the ids are entries of `deadKey`, deleted instead of acked.
    * @default {false}
    */
@@ -116,17 +123,37 @@ export interface CommitResult {
   replicas?: number;
 }
 
-/** Smallest and largest of `ids` and the retry ids, so the script reads one XPENDING range. */
-function idSpan(ids: string[], retry: RetryMark[]): [string, string] | undefined {
+/**
+ * Smallest and largest of `ids` and the retry ids, so the script reads one
+ * XPENDING range; `ordered`: each list is in stream order, so its ends are
+ * its smallest and largest.
+ */
+function idSpan(
+  ids: string[],
+  retry: RetryMark[],
+  ordered: boolean,
+): [string, string] | undefined {
   let low: string | undefined;
   let high: string | undefined;
   function see(id: string): void {
-    if (low === undefined || compareIds(id, low) < 0) low = id;
-    if (high === undefined || compareIds(id, high) > 0) high = id;
+    if (low === undefined || high === undefined) low = high = id;
+    else if (compareIds(id, high) > 0) high = id;
+    else if (compareIds(id, low) < 0) low = id;
   }
-  for (const id of ids) see(id);
-  for (const r of retry) see(r.id);
-  return low === undefined ? undefined : [low, high!];
+  if (ordered) {
+    if (ids.length > 0) {
+      see(ids[0]);
+      see(ids[ids.length - 1]);
+    }
+    if (retry.length > 0) {
+      see(retry[0].id);
+      see(retry[retry.length - 1].id);
+    }
+  } else {
+    for (let i = 0; i < ids.length; i++) see(ids[i]);
+    for (let i = 0; i < retry.length; i++) see(retry[i].id);
+  }
+  return low === undefined || high === undefined ? undefined : [low, high];
 }
 
 /**
@@ -157,7 +184,7 @@ export async function commitChunk(
   const keys = new KeyList([group.stream.key]);
   keys.keys.push(fence?.key ?? group.stream.key, deadKey);
   const retry = options.retry ?? [];
-  const span = idSpan(ids, retry);
+  const span = idSpan(ids, retry, options.ordered ?? false);
   const payload = {
     group: group.name,
     token: fence?.token,

@@ -203,6 +203,32 @@ Deno.test("a commit of a whole pending chunk still finds ids acked behind its ba
   assert.equal((await group.pendingEntries()).length, 1);
 });
 
+Deno.test("a commit told its ids are in order reads the range off their ends, and refuses ids out of order as stale", async () => {
+  const { redis, queue } = await fresh();
+  await queue.stream.append([["word", "a"], ["word", "b"], ["word", "c"], ["word", "d"]]);
+  const group = queue.stream.group("g");
+  await group.ensure({ startId: "0" });
+  const read = await group.read("c1", { count: 4 });
+  const ids = read.map((e) => e.id);
+  // Out of order, the ends span only the first two ids: the others are outside the range.
+  const wrong = await group.commit([ids[1], ids[3], ids[2], ids[0]], {
+    ordered: true,
+    hashWrites: [["words:probe", "x", "1"]],
+  });
+  assert.equal(wrong.status, "stale");
+  assert.equal(await redis.exists("words:probe"), 0);
+  assert.equal((await group.pendingEntries()).length, 4);
+  // In order, acks and retry marks each in stream order: all of it commits.
+  const ok = await group.commit([ids[0], ids[2]], {
+    ordered: true,
+    retry: [{ id: ids[1], idleMs: 0, attempted: true }, { id: ids[3], idleMs: 0, attempted: true }],
+    hashWrites: [["words:probe", "x", "1"]],
+  });
+  assert.equal(ok.status, "ok");
+  assert.equal(ok.done, 2);
+  assert.deepEqual((await group.pendingEntries()).map((p) => p.id), [ids[1], ids[3]]);
+});
+
 Deno.test("a sink failing because Redis or every cluster node is gone stalls: the engine and the app's 503s read errors alike", async () => {
   const outages = [
     "Connection is closed.",
