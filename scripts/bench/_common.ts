@@ -90,6 +90,25 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
+/** CPU seconds this process has used, all its threads (user + system, from /proc). */
+export function processCpuSeconds(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** CPU seconds the Redis node(s) behind `nodes` have used, from INFO cpu. */
+export async function redisCpuSeconds(nodes: Redis[]): Promise<number> {
+  let total = 0;
+  for (const node of nodes) {
+    const info = await node.info("cpu");
+    const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0);
+    const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0);
+    total += sys + user;
+  }
+  return total;
+}
+
 /** Runs `fn` and returns the ms it took. */
 export async function timed(fn: () => Promise<unknown>): Promise<number> {
   const started = performance.now();

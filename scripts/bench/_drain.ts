@@ -21,9 +21,10 @@ import {
   type BenchContext,
   benchDeps,
   median,
+  processCpuSeconds,
   ratioRow,
+  redisCpuSeconds,
   type Row,
-  timed,
 } from "./_common.ts";
 
 /** Target ratio to the raw batch consumer: analyses, and the SQLite quote store. */
@@ -83,33 +84,57 @@ function rate(entries: number, ms: number): number {
   return entries / (ms / 1000);
 }
 
-/** One invocation of the group's real drain over the whole stream, in entries/s. */
-async function timeOurs(deps: Deps, run: { group: string; total: number }): Promise<number> {
-  let acked = 0;
-  const ms = await timed(async () => {
-    acked = (await drainOne(deps, run.group, { count: 1000, budgetMs: 55000 })).acked;
-  });
-  if (acked !== run.total) {
-    throw new Error(`Drain of "${run.group}" acked ${acked} of ${run.total}`);
-  }
-  return rate(acked, ms);
+/** One timed drain: its rate, and the wall and CPU time of the app and of Redis per 1,000 entries. */
+interface Measured {
+  rate: number;
+  wall: number;
+  app: number;
+  redis: number;
 }
 
-/** The raw batch consumer over the whole stream, in entries/s. */
-async function timeRaw(redis: Redis, run: { key: string; group: string }): Promise<number> {
-  let read = 0;
-  const ms = await timed(async () => {
-    read = await rawBatchConsumer(redis, run.key, run.group);
+/** Runs `drain` (resolving to the entries it took), timing its wall and the CPU it cost both sides. */
+async function measure(redis: Redis, drain: () => Promise<number>): Promise<Measured> {
+  const redis0 = await redisCpuSeconds([redis]);
+  const app0 = processCpuSeconds();
+  const started = performance.now();
+  const entries = await drain();
+  const ms = performance.now() - started;
+  const app = (processCpuSeconds() - app0) * 1000;
+  const server = ((await redisCpuSeconds([redis])) - redis0) * 1000;
+  const per = 1000 / Math.max(1, entries);
+  return { rate: rate(entries, ms), wall: ms * per, app: app * per, redis: server * per };
+}
+
+/** One invocation of the group's real drain over the whole stream. */
+function timeOurs(deps: Deps, run: { group: string; total: number }): Promise<Measured> {
+  return measure(deps.redis() as Redis, async () => {
+    const { acked } = await drainOne(deps, run.group, { count: 1000, budgetMs: 55000 });
+    if (acked !== run.total) {
+      throw new Error(`Drain of "${run.group}" acked ${acked} of ${run.total}`);
+    }
+    return acked;
   });
-  return rate(read, ms);
+}
+
+/** The raw batch consumer over the whole stream. */
+function timeRaw(redis: Redis, run: { key: string; group: string }): Promise<Measured> {
+  return measure(redis, () => rawBatchConsumer(redis, run.key, run.group));
+}
+
+/** "wall W ms, app A ms CPU, redis R ms CPU" per 1,000 entries, medians. */
+function costNote(measured: Measured[]): string {
+  const of = (pick: (m: Measured) => number) => median(measured.map(pick)).toFixed(1);
+  return `wall ${of((m) => m.wall)} ms, app ${of((m) => m.app)} ms CPU, redis ${
+    of((m) => m.redis)
+  } ms CPU per 1,000 entries`;
 }
 
 /** Rows of every drain-<group>, the raw batch consumer and the tutorial's pattern. */
 export async function drainRows(ctx: BenchContext): Promise<Row[]> {
   const batches = ctx.quick ? 1 : 5;
   const ticksPerBatch = 1000;
-  const ours = new Map<string, number[]>(GROUPS.map((g) => [g.group, []]));
-  const raw = new Map<string, number[]>(GROUPS.map((g) => [g.group, []]));
+  const ours = new Map<string, Measured[]>(GROUPS.map((g) => [g.group, []]));
+  const raw = new Map<string, Measured[]>(GROUPS.map((g) => [g.group, []]));
   const tutorial: number[] = [];
   for (let round = 0; round <= ctx.rounds; round++) {
     // Round 0 warms up (JIT, script loads, SQLite's first open) and is not kept.
@@ -138,43 +163,49 @@ export async function drainRows(ctx: BenchContext): Promise<Row[]> {
       }
     }
     const limit = Math.min(total, ctx.quick ? 1000 : 5000);
-    let read = 0;
-    const ms = await timed(async () => {
-      read = await tutorialConsumer(ctx.redis, { key, group: "tutorial", limit });
-    });
-    if (keep) tutorial.push(rate(read, ms));
+    const slow = await measure(
+      ctx.redis,
+      () => tutorialConsumer(ctx.redis, { key, group: "tutorial", limit }),
+    );
+    if (keep) tutorial.push(slow.rate);
   }
   await ctx.redis.flushall();
   const allRaw = [...raw.values()].flat();
+  const rates = (measured: Measured[]) => measured.map((m) => m.rate);
   const rows: Row[] = [
     {
       scenario: "drain-raw-batch",
-      figure: median(allRaw),
+      figure: median(rates(allRaw)),
       unit: "entries/s",
       baseline: null,
       ratio: null,
       target: "",
       pass: null,
-      note: "XREADGROUP COUNT 1000 + one XACK per batch: the baseline of every drain-<group>",
+      note: "XREADGROUP COUNT 1000 + one XACK per batch: the baseline of every drain-<group>; " +
+        costNote(allRaw),
     },
     {
       ...ratioRow("drain-tutorial", {
         figures: tutorial,
-        baselines: tutorial.map((_, i) => median(GROUPS.map((g) => raw.get(g.group)![i]))),
+        baselines: tutorial.map((_, i) => median(GROUPS.map((g) => raw.get(g.group)![i].rate))),
         unit: "entries/s",
       }),
       note: "the tutorial's pattern (XREADGROUP COUNT 1 + XACK each), vs the raw batch consumer",
     },
   ];
   for (const g of GROUPS) {
-    const figures = ours.get(g.group)!;
+    const measured = ours.get(g.group)!;
+    const figures = rates(measured);
     rows.push(
-      ratioRow(`drain-${g.group}`, {
-        figures,
-        baselines: raw.get(g.group)!,
-        unit: "entries/s",
-        atLeast: isSinkGroup(g) ? SINK_TARGET : ANALYSIS_TARGET,
-      }),
+      {
+        ...ratioRow(`drain-${g.group}`, {
+          figures,
+          baselines: rates(raw.get(g.group)!),
+          unit: "entries/s",
+          atLeast: isSinkGroup(g) ? SINK_TARGET : ANALYSIS_TARGET,
+        }),
+        note: costNote(measured),
+      },
       ratioRow(`drain-${g.group}/tutorial`, {
         figures,
         baselines: tutorial,

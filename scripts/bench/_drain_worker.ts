@@ -15,6 +15,7 @@ import { loadConfig } from "../../shared/config.ts";
 import { defaultDeps } from "../../shared/http.ts";
 import { closeAllRedis } from "../../shared/redis.ts";
 import { closeAllClusters } from "../../shared/redis_cluster.ts";
+import { processCpuSeconds } from "./_common.ts";
 
 /**
  * Drains a stream of its own first, as an isolate that served invocations
@@ -30,12 +31,6 @@ async function warmUp(): Promise<void> {
   }
 }
 
-function cpuSeconds(): number {
-  const stat = Deno.readTextFileSync("/proc/self/stat");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 const config = loadConfig();
 const deps = defaultDeps(config);
 const group = Deno.env.get("BENCH_GROUP") ?? "price-alerts";
@@ -45,13 +40,13 @@ await warmUp();
 console.log("ready");
 const go = `${config.streamKey}:go`;
 while ((await redis.exists(go)) === 0) await new Promise((resolve) => setTimeout(resolve, 1));
-const cpu0 = cpuSeconds();
+const cpu0 = processCpuSeconds();
 let acked = 0;
 for (let i = 0; i < 50; i++) {
   const result = await drainOne(deps, group, { count: 1000, budgetMs: 55000 });
   acked += result.acked;
   if (result.acked === 0 && !result.busy) break;
 }
-console.log(JSON.stringify({ acked, cpu: cpuSeconds() - cpu0 }));
+console.log(JSON.stringify({ acked, cpu: processCpuSeconds() - cpu0 }));
 await closeAllRedis();
 await closeAllClusters();

@@ -21,6 +21,7 @@ import {
   benchDeps,
   median,
   ratioRow,
+  redisCpuSeconds,
   type Row,
 } from "./_common.ts";
 
@@ -32,18 +33,6 @@ const COUNTS = [1, 2, 4] as const;
  * the 1.5x target is checked only on machines whose ceiling allows 1.5x at it.
  */
 const SCALING_EFFICIENCY = 0.8;
-
-/** CPU seconds the Redis node(s) behind `redis` have used, from INFO cpu. */
-async function redisCpuSeconds(nodes: Redis[]): Promise<number> {
-  let total = 0;
-  for (const node of nodes) {
-    const info = await node.info("cpu");
-    const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0);
-    const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0);
-    total += sys + user;
-  }
-  return total;
-}
 
 /** Where one measurement runs: a client, the nodes to read CPU from, extra settings. */
 interface Target {
