@@ -86,11 +86,13 @@ export interface ChunkOrigin {
    */
   wholePending?: boolean;
   /**
-   * Entries read ahead of this chunk and pending too (see `readAhead` in
-   * commit.ts), awaited just before the commit so the read overlaps the handler.
-   * @default {undefined}
+   * A read ahead of this chunk was sent before its commit, and its reply may
+   * not be in: the commit goes out at once and takes the read's span from
+   * the record the read left in Redis (see `readAheadKey` in commit.ts), so
+   * Redis commits while the client parses the read's reply.
+   * @default {false}
    */
-  readAhead?: Promise<{ count: number; lastId: string } | undefined>;
+  readAheadSent?: boolean;
 }
 
 /** A delivered entry, decoded: the item, or why it could not be decoded. */
@@ -281,7 +283,7 @@ export async function processChunk(
     counters.push([keys.counters, `dead_lettered:${group}`, deadLettered]);
   }
   if (failed > 0) counters.push([keys.counters, `failed:${group}`, failed]);
-  const readAhead = await origin.readAhead;
+  const readAheadKey = origin.readAheadSent ? keys.readAhead(group) : undefined;
   const commit = await queue.stream.group(group).commit(commitIds, {
     outputs,
     hashWrites: [...hashWrites, [keys.counters, `last_drain_ms:${group}`, String(queue.now())]],
@@ -294,7 +296,7 @@ export async function processChunk(
     fence: lease,
     replay,
     wholePending: origin.wholePending,
-    readAhead,
+    readAheadKey,
     // Chunks come in id order, and a step handler's acks and retry marks are added
     // in chunk order (a sink's poison entries go first).
     ordered: !isSink(handler),

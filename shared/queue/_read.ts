@@ -113,7 +113,9 @@ async function readTransaction(
     ...(ahead === undefined ? [] : [ahead.count, ahead.firstId, ahead.lastId, consumer]),
   );
   tx.call("XREADGROUP", "GROUP", group, consumer, "COUNT", count, "STREAMS", stream, ">");
-  tx.call("EVAL", readUnguard.source, 2, stream, hold, group);
+  const record = queue.keys.readAhead(group);
+  const token = ahead === undefined ? "" : lease.token;
+  tx.call("EVAL", readUnguard.source, 3, stream, hold, record, group, token);
   const replies = await tx.exec();
   if (replies === null) {
     throw new Error(`Cannot read group "${group}": the transaction was discarded`);

@@ -93,6 +93,13 @@ export interface CommitOptions {
    */
   readAhead?: { count: number; lastId: string };
   /**
+   * With `wholePending`: the group's read-ahead record (`keys.readAhead`),
+   * written by a read ahead of this chunk sent before this commit, whose
+   * reply is not in yet; the script takes `readAhead` from it.
+   * @default {undefined}
+   */
+  readAheadKey?: string;
+  /**
    * The ids are in stream order, and so are the retry ids: the script's
    * XPENDING range is read off their ends instead of found by comparing
    * every id. Out of order, ids outside the range fail the commit as stale.
@@ -194,6 +201,7 @@ export async function commitChunk(
     whole: (options.wholePending && !replay) || undefined,
     ahead_n: options.readAhead?.count,
     ahead_high: options.readAhead?.lastId,
+    ahead_key: options.readAheadKey === undefined ? undefined : keys.add(options.readAheadKey),
     replay: replay || undefined,
     streams: (options.outputs ?? []).map((o) => [keys.add(o.key), o.maxLen, o.fields]),
     hset: (options.hashWrites ?? []).map(([key, field, value]) => [keys.add(key), field, value]),

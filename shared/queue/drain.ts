@@ -262,7 +262,7 @@ async function drainLeased(run: DrainRun): Promise<DrainResult> {
       }
       const outcome = await processChunk(ctx, chunk.items, {
         wholePending: chunk.fresh,
-        readAhead: ahead?.then(spanOf),
+        readAheadSent: ahead !== undefined,
       });
       if (outcome.failed > 0 || outcome.deferred > 0 || outcome.commit.status !== "ok") {
         // Entries of this chunk wait for a retry (or nothing was committed): the chunk read
@@ -337,13 +337,6 @@ async function finish(run: DrainRun, result: DrainResult): Promise<void> {
   }
   result.more = behind || (info?.pending ?? 0) > 0;
   result.durationMs = now() - run.started;
-}
-
-/** The span of what a read ahead took, for the commit of the chunk before it. */
-function spanOf(chunk: NextChunk): { count: number; lastId: string } | undefined {
-  const { items } = chunk;
-  if (items.length === 0) return undefined;
-  return { count: items.length, lastId: items[items.length - 1].entry.id };
 }
 
 /** Hands back what a read ahead after `before` took, once it is in; never rejects. */

@@ -43,6 +43,8 @@ export interface QueueKeys {
   lease(group: string): LeaseKeys;
   /** Where a drain's read transaction parks a group's position while it must read nothing. */
   readHold(group: string): string;
+  /** What a group's last read ahead left pending, for the commit sent before its reply is in. */
+  readAhead(group: string): string;
   /** Record of an idempotent append, by the caller's key (hashed, so any text is safe). */
   idempotency(key: string): string;
   /** Any other key of the application that must live beside the queue's (same hash tag). */
@@ -91,6 +93,7 @@ export function queueKeys(namespace: string, options: QueueKeysOptions = {}): Qu
       tokens: `${stream}:lease:${group}:fence`,
     }),
     readHold: (group) => `${stream}:lease:${group}:hold`,
+    readAhead: (group) => `${stream}:lease:${group}:ahead`,
     idempotency: (key) => `${stream}:idem:${createHash("sha256").update(key).digest("hex")}`,
     related,
   };

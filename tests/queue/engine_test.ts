@@ -203,6 +203,48 @@ Deno.test("a commit of a whole pending chunk still finds ids acked behind its ba
   assert.equal((await group.pendingEntries()).length, 1);
 });
 
+Deno.test("a commit sent before its read ahead's reply takes the read's span from the read's record, and ignores another holder's record", async () => {
+  const { redis, queue } = await fresh();
+  await queue.stream.append([["word", "a"], ["word", "b"], ["word", "c"], ["word", "d"]]);
+  const group = queue.stream.group("g");
+  await group.ensure({ startId: "0" });
+  const lease = (await acquireLease(redis, queue.keys.lease("g")))!;
+  const base = { group: "g", consumer: "c1", count: 2, lease, renewTtlMs: undefined };
+  const first = await readNew(queue, base);
+  const ids = first.status === "ok" ? first.entries.map((e) => e.id) : [];
+  assert.equal(ids.length, 2);
+  const record = queue.keys.readAhead("g");
+  assert.equal(await redis.exists(record), 0, "a plain read leaves no record");
+  const ahead = await readNew(queue, {
+    ...base,
+    ahead: { count: 2, firstId: ids[0], lastId: ids[1] },
+  });
+  assert.equal(ahead.status, "ok");
+  const later = ahead.status === "ok" ? ahead.entries.map((e) => e.id) : [];
+  assert.deepEqual(JSON.parse(String(await redis.get(record))), {
+    token: lease.token,
+    n: 4,
+    high: later[1],
+  });
+  // The commit names the record instead of the read's span: the whole-pending check passes.
+  const ok = await group.commit(ids, { fence: lease, wholePending: true, readAheadKey: record });
+  assert.equal(ok.status, "ok");
+  assert.equal(await redis.exists(record), 0, "the commit consumes the record");
+  // Another holder's record is no proof, even one that fits what is pending: taken at its
+  // word it would pass the summary check with an id acked behind the commit's back. The
+  // commit drops its whole-pending claim and the range check finds that id.
+  await group.ack([later[1]]);
+  await redis.set(record, JSON.stringify({ token: "other", n: 1, high: later[0] }));
+  const stale = await group.commit(later, {
+    fence: lease,
+    wholePending: true,
+    readAheadKey: record,
+  });
+  assert.equal(stale.status, "stale");
+  assert.deepEqual(stale.stale, [later[1]]);
+  assert.deepEqual((await group.pendingEntries()).map((p) => p.id), [later[0]]);
+});
+
 Deno.test("a commit told its ids are in order reads the range off their ends, and refuses ids out of order as stale", async () => {
   const { redis, queue } = await fresh();
   await queue.stream.append([["word", "a"], ["word", "b"], ["word", "c"], ["word", "d"]]);

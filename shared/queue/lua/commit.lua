@@ -4,11 +4,14 @@
 -- KEYS[2]   the group's lease (fence): nothing is written unless it still holds the token.
 -- KEYS[3]   the dead-letter stream (dead letters are added to it; a replay deletes from it).
 -- KEYS[4..] every other key the payload names, referenced by its index in KEYS:
---           state hashes, output streams, the counters and dead-count hashes, the stall hash.
+--           state hashes, output streams, the counters and dead-count hashes, the stall hash,
+--           the read-ahead record (read and deleted).
 -- ARGV[1]   JSON {group, token?, ids, low?, high? (smallest and largest of ids and retry ids;
 --           absent when both are empty), whole? (true when ids and retry ids are all of the
 --           group's pending entries, as after a fenced read of new entries, besides ahead_n
---           newer ones read ahead, the largest ahead_high), replay?, dead = [[field, value, ...]],
+--           newer ones read ahead, the largest ahead_high; or ahead_key, the index in KEYS of
+--           the read-ahead record that read_unguard.lua wrote, when that read's reply is not in
+--           yet), replay?, dead = [[field, value, ...]],
 --           streams = [[k, maxlen, [field, value, ...]]], hset = [[k, field, value]],
 --           hdel = [[k, field]], incr = [[k, field, delta]], retry = [[id, idle_ms, attempted]]}.
 -- Returns   JSON {status = 'ok', done}, {status = 'fenced'} when the lease was lost, or
@@ -23,6 +26,20 @@ local stream, dead_key = KEYS[1], KEYS[3]
 local p = cjson.decode(ARGV[1])
 if p.token then
   if redis.call('GET', KEYS[2]) ~= p.token then return cjson.encode({status = 'fenced'}) end
+end
+-- A read ahead sent before this commit and not parsed yet: its record (read_unguard.lua) says
+-- what the group had pending once it had read. Consumed here; absent, or of another holder,
+-- the whole-pending claim is dropped and the range check decides.
+if p.ahead_key then
+  local record = redis.call('GET', KEYS[p.ahead_key])
+  redis.call('DEL', KEYS[p.ahead_key])
+  local r = record and cjson.decode(record)
+  if r and p.token and r.token == p.token then
+    p.ahead_n = r.n - #p.ids - #p.retry
+    p.ahead_high = r.high
+  else
+    p.whole = nil
+  end
 end
 -- Pending entries from p.low to p.high (the smallest and largest of the ids and retry ids),
 -- by id, read in pages of one XPENDING range each instead of one call per id. The range may
