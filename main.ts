@@ -94,10 +94,11 @@ if (config.cronEnabled && typeof Deno.cron === "function" && takeCronDuty()) {
   );
   // The first cron run can be a minute away: locally, pace until just before
   // it, so a fresh start moves at once. On Deploy isolates start on demand.
-  if (!config.deployed) {
-    const toNextMinute = 60_000 - (Date.now() % 60_000) - 1000;
+  // Within the last second of a minute the cron's own first tick is nearer than a tick.
+  const toNextMinute = 60_000 - (Date.now() % 60_000) - 1000;
+  if (!config.deployed && toNextMinute >= 0) {
     emitPaced(deps, {
-      budgetMs: Math.max(0, Math.min(config.emitBudgetMs, toNextMinute)),
+      budgetMs: Math.min(config.emitBudgetMs, toNextMinute),
       signal: crons.signal,
     }).catch((error) => reportCronFailure("Start-up emit", error));
   }
