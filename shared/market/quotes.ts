@@ -230,12 +230,9 @@ function toNumber(text: string): number {
 }
 
 function requiredNumber(raw: string | undefined, name: string): number {
-  if (raw === undefined || raw === "") {
+  const value = optionalNumber(raw, name);
+  if (value === undefined) {
     throw new QuoteDecodeError(`Cannot decode quote: field "${name}" is missing`);
-  }
-  const value = toNumber(raw);
-  if (!Number.isFinite(value)) {
-    throw new QuoteDecodeError(`Cannot decode quote: field "${name}" is not a number: "${raw}"`);
   }
   return value;
 }
